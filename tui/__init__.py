@@ -1,0 +1,1 @@
+"""layerlab's terminal user interface, built on Textual."""
