@@ -1,0 +1,187 @@
+"""Callbacks: hooks a `Trainer` calls while it fits, and the progress output."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from engine.training.results import BatchResult, EpochResult, FitResult
+
+if TYPE_CHECKING:
+    from engine.training.trainer import Trainer
+
+
+class Callback:
+    """Base class with no-op hooks; override the ones you need.
+
+    Epochs and batches are numbered from 1. Hooks run in the training thread,
+    so slow work in `on_batch_end` slows every batch down.
+    """
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Run once before the first epoch (also when a fit resumes)."""
+
+    def on_batch_end(
+        self,
+        trainer: Trainer,
+        stage: str,
+        epoch: int,
+        batch: int,
+        result: BatchResult,
+    ) -> None:
+        """Run after each batch; `stage` is "train" or "test"."""
+
+    def on_epoch_end(
+        self,
+        trainer: Trainer,
+        epoch: int,
+        train_result: EpochResult,
+        test_result: EpochResult,
+    ) -> None:
+        """Run after the test pass of each completed epoch."""
+
+    def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
+        """Run once when the fit ends, for any stop reason."""
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        """Run when an exception (including KeyboardInterrupt) ends the fit."""
+
+
+def format_epoch_line(
+    epoch: int,
+    num_epochs: int,
+    train_result: EpochResult,
+    test_result: EpochResult,
+    seconds: float,
+) -> str:
+    """Return the one-line summary of an epoch that progress output prints."""
+    width = len(str(num_epochs))
+    return (
+        f"epoch {epoch:{width}d}/{num_epochs}"
+        f"  train loss {train_result.mean_loss:.4f} acc {train_result.accuracy:6.2f}%"
+        f"  test loss {test_result.mean_loss:.4f} acc {test_result.accuracy:6.2f}%"
+        f"  {seconds:.1f} s"
+    )
+
+
+class ProgressCallback(Callback):
+    """Progress output: a rich progress bar, or one plain line per epoch.
+
+    Args:
+        stream: Where to write; defaults to sys.stdout at fit start.
+        print_every: Print the epoch line every this many epochs (the last
+            epoch is always printed).
+        bar: True for a progress bar, False for plain lines, None for a bar
+            only when the stream is a terminal.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        print_every: int = 1,
+        bar: bool | None = None,
+    ) -> None:
+        if print_every < 1:
+            raise ValueError(f"print_every must be at least 1, got {print_every}")
+        self.stream = stream
+        self.print_every = print_every
+        self.bar = bar
+        self._progress: Any = None
+        self._task: Any = None
+        self._stage: str | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        stream = self.stream if self.stream is not None else sys.stdout
+        self._out = stream
+        use_bar = self.bar if self.bar is not None else _is_terminal(stream)
+        if use_bar:
+            self._start_bar(stream)
+        if trainer.start_epoch > 1:
+            self._write(f"resuming at epoch {trainer.start_epoch}/{trainer.num_epochs}")
+
+    def on_batch_end(
+        self,
+        trainer: Trainer,
+        stage: str,
+        epoch: int,
+        batch: int,
+        result: BatchResult,
+    ) -> None:
+        if self._progress is None:
+            return
+        if stage != self._stage or batch == 1:
+            self._stage = stage
+            self._progress.reset(
+                self._task,
+                total=trainer.num_batches or None,
+                completed=batch - 1,
+                description=f"epoch {epoch}/{trainer.num_epochs} {stage}",
+            )
+        self._progress.update(self._task, completed=batch, loss=result.loss)
+
+    def on_epoch_end(
+        self,
+        trainer: Trainer,
+        epoch: int,
+        train_result: EpochResult,
+        test_result: EpochResult,
+    ) -> None:
+        if epoch % self.print_every and epoch != trainer.num_epochs:
+            return
+        seconds = train_result.seconds + test_result.seconds
+        self._write(
+            format_epoch_line(
+                epoch, trainer.num_epochs, train_result, test_result, seconds
+            )
+        )
+
+    def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
+        self._stop_bar()
+        if result.stop_reason != "completed" and result.message:
+            self._write(result.message)
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self._stop_bar()
+
+    def _start_bar(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(file=stream)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            refresh_per_second=4,
+        )
+        self._task = self._progress.add_task("starting", total=None, loss=float("nan"))
+        self._stage = None
+        self._progress.start()
+
+    def _stop_bar(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _write(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False)
+            return
+        self._out.write(line + "\n")
+        self._out.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
