@@ -1,0 +1,602 @@
+"""Train a run from the store, in this process or in a detached one.
+
+``run_training`` trains in the calling process and records everything in
+the run's directory. ``start_detached`` runs the same training in a fresh
+interpreter in its own session (``python -m engine.worker``), so closing the
+terminal or losing an SSH connection does not stop it. ``request_stop`` asks
+a worker to end after its current batch, with a checkpoint.
+
+Usage of the detached worker (``start_detached`` builds this command)::
+
+    python -m engine.worker --runs-dir saved_runs RUN_ID [--resume]
+
+Importing this module does not import torch; only ``run_training`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.runs import (
+    ACTIVE_STATUSES,
+    MetricsWriter,
+    Run,
+    RunStore,
+    current_process_identity,
+    library_versions,
+    process_is_alive,
+    process_start_time,
+    resolve_runs_dir,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+# Maps a trainer's stop_reason to the run status stored in run.json.
+STATUS_BY_STOP_REASON = {
+    "completed": "finished",
+    "early_stopping": "finished",
+    "stopped": "stopped",
+    "diverged": "diverged",
+}
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RunStateError(ValueError):
+    """A run is in a state that does not allow the requested action."""
+
+
+# --------------------------------------------------------------------------
+# Metrics and stop requests during a fit
+
+
+class RunRecorder:
+    """A trainer callback that records a fit in the run directory.
+
+    It appends batch and epoch records to metrics.jsonl, updates the summary
+    in run.json at each epoch end, and asks the trainer to stop once
+    :meth:`request_stop` was called (for example from a signal handler) or
+    the run's stop file exists.
+    """
+
+    def __init__(self, run: Run, writer: MetricsWriter) -> None:
+        self.run = run
+        self.writer = writer
+        self.stop_requested = threading.Event()
+        self._trainer: Any = None
+        self._epoch_start = time.perf_counter()
+        self._samples = 0
+        self._seconds_before = 0.0
+
+    def request_stop(self) -> None:
+        """Ask the fit to end after the current batch; safe in a signal handler."""
+        self.stop_requested.set()
+        if self._trainer is not None:
+            self._trainer.request_stop()
+
+    def _check_stop(self, trainer: Any) -> None:
+        if self.stop_requested.is_set() or self.run.stop_path.exists():
+            self.stop_requested.set()
+            trainer.request_stop()
+
+    def on_fit_start(self, trainer: Any) -> None:
+        self._trainer = trainer
+        start_epoch = int(getattr(trainer, "start_epoch", 1) or 1)
+        history = self.run.history()
+        self._seconds_before = sum(
+            float(record.get("seconds") or 0.0)
+            for record in history
+            if record.get("epoch", 0) < start_epoch
+        )
+        self.writer.write(
+            {
+                "kind": "status",
+                "status": "running",
+                "start_epoch": start_epoch,
+                "num_epochs": trainer.num_epochs,
+                "device": str(trainer.device),
+                "time": time.time(),
+            }
+        )
+        self._epoch_start = time.perf_counter()
+        self._samples = 0
+        self._check_stop(trainer)
+
+    def on_batch_end(
+        self, trainer: Any, stage: str, epoch: int, batch: int, result: Any
+    ) -> None:
+        samples = int(getattr(result, "num_samples", 0) or 0)
+        if stage == "train":
+            self._samples += samples
+        acc = 100.0 * result.num_correct / samples if samples else None
+        self.writer.write(
+            {
+                "kind": "batch",
+                "stage": stage,
+                "epoch": epoch,
+                "batch": batch,
+                "num_batches": getattr(trainer, "num_batches", None),
+                "loss": float(result.loss),
+                "acc": acc,
+                "samples": samples,
+                "time": time.time(),
+            }
+        )
+        self._check_stop(trainer)
+
+    def on_epoch_end(
+        self, trainer: Any, epoch: int, train_result: Any, test_result: Any
+    ) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        record = {
+            "kind": "epoch",
+            "epoch": epoch,
+            "num_epochs": trainer.num_epochs,
+            "train_loss": _mean(train_result.losses),
+            "train_acc": float(train_result.accuracy),
+            "test_loss": _mean(test_result.losses),
+            "test_acc": float(test_result.accuracy),
+            "seconds": seconds,
+            "samples_per_second": self._samples / seconds if seconds > 0 else None,
+            "time": time.time(),
+        }
+        self.writer.write(record)
+        self._seconds_before += seconds
+        best = getattr(trainer, "best_test_acc", None)
+        summary = self.run.info.get("summary") or {}
+        previous_best = summary.get("best_test_acc")
+        if best is None or (previous_best is not None and previous_best > best):
+            best = max(
+                value
+                for value in (previous_best, record["test_acc"])
+                if value is not None
+            )
+        self.run.update(
+            summary={
+                "best_test_acc": best,
+                "epochs_done": epoch,
+                "num_epochs": trainer.num_epochs,
+                "seconds": self._seconds_before,
+            }
+        )
+        self._epoch_start = time.perf_counter()
+        self._samples = 0
+
+    def on_fit_end(self, trainer: Any, result: Any) -> None:
+        self._trainer = None
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+@contextlib.contextmanager
+def _stop_on_signals(recorder: RunRecorder) -> Iterator[None]:
+    """Turn SIGTERM and the first SIGINT into a graceful stop of the fit.
+
+    A second SIGINT raises KeyboardInterrupt as usual. Signal handlers can
+    only be installed from the main thread; elsewhere only the stop file
+    stops the fit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and recorder.stop_requested.is_set():
+            raise KeyboardInterrupt
+        recorder.request_stop()
+
+    previous = {
+        signum: signal.signal(signum, handle)
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous_level = root.level
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        handler.close()
+
+
+# --------------------------------------------------------------------------
+# Training in this process
+
+
+def failure_reason(error: BaseException, config: dict[str, Any]) -> str:
+    """Return a one-line reason for a failed run.
+
+    A CUDA out-of-memory error gets a hint to use a smaller batch size.
+    """
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    name = type(error).__name__
+    if name == "OutOfMemoryError" or "CUDA out of memory" in first:
+        batch_size = (config.get("training") or {}).get("batch_size")
+        return (
+            f"CUDA out of memory with batch size {batch_size}; "
+            "try a smaller batch size or a smaller model"
+        )
+    return f"{name}: {first}" if first else name
+
+
+def _prepare(run: Run, resume: bool) -> None:
+    """Check that ``run`` may start now and mark it running in run.json."""
+    status = run.reload().status
+    if status == "running":
+        raise RunStateError(f"run {run.id} is already running (pid {run.info['pid']})")
+    if resume and status == "finished":
+        raise RunStateError(
+            f"run {run.id} already finished; there is nothing to resume"
+        )
+    if not resume and status != "queued":
+        raise RunStateError(
+            f"run {run.id} is {status}; use 'layerlab runs resume {run.id}' to "
+            "continue it"
+        )
+    # A stop file in a queued run is a stop request made before the worker
+    # started; any other stop file is left over from an earlier attempt.
+    if status != "queued":
+        run.stop_path.unlink(missing_ok=True)
+    run.update(
+        status="running",
+        reason="",
+        started=utc_now(),
+        ended=None,
+        versions=library_versions(),
+        **current_process_identity(),
+    )
+
+
+def run_training(
+    store: RunStore, run_id: str, resume: bool = False, *, log_file: bool = True
+) -> Any:
+    """Train a run in this process and record it in the store.
+
+    The run's status is "running" while it trains and ends as "finished",
+    "stopped", "diverged" or "failed" with a reason. SIGTERM, the first
+    SIGINT and the run's stop file end the fit after the current batch, with
+    a checkpoint.
+
+    Args:
+        store: the run store.
+        run_id: the run's id or a unique prefix.
+        resume: continue from the last checkpoint instead of starting.
+        log_file: also write this process's log records to worker.log
+            (False when stderr already goes there).
+
+    Returns:
+        The trainer's FitResult.
+
+    Raises:
+        RunStateError: when the run is running already, or finished and
+            ``resume`` is set, or not queued and ``resume`` is not set.
+        Exception: whatever training raised, after the run was recorded as
+            failed and the traceback written to worker.log.
+    """
+    run = store.get(run_id)
+    _prepare(run, resume)
+    with contextlib.ExitStack() as stack:
+        if log_file:
+            stack.enter_context(_log_to(run.log_path))
+        writer = stack.enter_context(MetricsWriter(run.metrics_path))
+        recorder = RunRecorder(run, writer)
+        stack.enter_context(_stop_on_signals(recorder))
+        log.info("run %s started (pid %d, resume=%s)", run.id, os.getpid(), resume)
+        try:
+            result = _fit(run, recorder, resume)
+        except KeyboardInterrupt:
+            reason = "interrupted by Ctrl-C; resume continues from the last epoch"
+            log.warning("run %s stopped: %s", run.id, reason)
+            _finish(run, writer, "stopped", reason)
+            raise
+        except BaseException as error:
+            reason = failure_reason(error, run.config)
+            log.exception("run %s failed: %s", run.id, reason)
+            _finish(run, writer, "failed", reason)
+            raise
+        status = STATUS_BY_STOP_REASON.get(result.stop_reason, "finished")
+        reason = _end_reason(result)
+        run.write_result(result.course_dict())
+        _finish(run, writer, status, reason)
+        log.info("run %s %s: %s", run.id, status, reason)
+    return result
+
+
+def _end_reason(result: Any) -> str:
+    if result.message:
+        return result.message
+    if result.stop_reason == "early_stopping":
+        return f"early stopping after epoch {result.num_epochs}"
+    if result.stop_reason == "stopped":
+        return f"stopped on request after epoch {result.num_epochs}"
+    return f"completed {result.num_epochs} epochs"
+
+
+def _finish(run: Run, writer: MetricsWriter, status: str, reason: str) -> None:
+    writer.write(
+        {"kind": "status", "status": status, "reason": reason, "time": time.time()}
+    )
+    run.update(status=status, reason=reason, ended=utc_now())
+    run.stop_path.unlink(missing_ok=True)
+
+
+def _fit(run: Run, recorder: RunRecorder, resume: bool) -> Any:
+    """Build the data, model, optimizer and trainer from the config and fit."""
+    if resume and not run.last_checkpoint_path.exists():
+        log.info("run %s has no last checkpoint; training starts at epoch 1", run.id)
+        resume = False
+    return fit_config(
+        run.config,
+        checkpoints=run.checkpoint_path,
+        callbacks=[recorder],
+        resume=resume,
+    )
+
+
+def fit_config(
+    config: dict[str, Any],
+    checkpoints: Path | None = None,
+    callbacks: Sequence[Any] = (),
+    resume: bool = False,
+) -> Any:
+    """Train the model that a run config describes and return the FitResult.
+
+    Args:
+        config: a run config (spec, dataset, optimizer, training).
+        checkpoints: the best-checkpoint path given to the trainer.
+        callbacks: trainer callbacks.
+        resume: continue from the last checkpoint.
+
+    Returns:
+        The trainer's FitResult.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    from engine.data import load_dataset
+    from engine.loader import make_loaders
+    from engine.optimizers import make_optimizer
+    from engine.spec import build_model
+
+    dataset_config = config.get("dataset") or {}
+    training = config.get("training") or {}
+    optimizer_config = dict(config.get("optimizer") or {})
+    seed = int(training.get("seed") or 0)
+    device = _resolve_device(training.get("device"))
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    dataset = load_dataset(
+        dataset_config.get("name", "digits"),
+        data_dir=dataset_config.get("data_dir"),
+        download=bool(dataset_config.get("download")),
+        train_size=dataset_config.get("train_size"),
+    )
+    dl_train, dl_test = make_loaders(
+        dataset,
+        batch_size=int(training.get("batch_size") or 64),
+        bs_test=training.get("bs_test"),
+        device=device,
+        seed=seed,
+        augment=bool(dataset_config.get("augment")),
+        max_batches=training.get("max_batches"),
+    )
+    spec = config["spec"]
+    model = build_model(spec)
+    optimizer_name = optimizer_config.pop("name", "adam")
+    if spec.get("backend") == "blocks":
+        from engine.blocks import CrossEntropyLoss
+        from engine.training import BlockTrainer
+
+        model = model.to(device=device)
+        optimizer = make_optimizer(optimizer_name, model.params(), **optimizer_config)
+        trainer = BlockTrainer(model, CrossEntropyLoss(), optimizer, device=device)
+    else:
+        from engine.training import TorchTrainer
+
+        model = model.to(device)
+        optimizer = make_optimizer(
+            optimizer_name, model.parameters(), **optimizer_config
+        )
+        trainer = TorchTrainer(
+            model, torch.nn.CrossEntropyLoss(), optimizer, device=device
+        )
+    return trainer.fit(
+        dl_train,
+        dl_test,
+        num_epochs=int(training.get("epochs") or 1),
+        checkpoints=checkpoints,
+        early_stopping=training.get("early_stopping"),
+        max_batches=training.get("max_batches"),
+        callbacks=list(callbacks),
+        resume=resume,
+    )
+
+
+def _resolve_device(value: str | None) -> str:
+    import torch
+
+    if value in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(value)
+
+
+# --------------------------------------------------------------------------
+# Detached workers
+
+
+def start_detached(
+    store_root: str | os.PathLike[str], run_id: str, resume: bool = False
+) -> int:
+    """Start training a run in a new process that outlives this one.
+
+    The child is a fresh interpreter (``python -m engine.worker``) in its own
+    session, with stdin from /dev/null and stdout and stderr appended to the
+    run's worker.log. The run reads "queued" until the child marks it
+    running; if the child dies before that, the run reads "interrupted".
+
+    Args:
+        store_root: the run-store root.
+        run_id: the run's id or a unique prefix.
+        resume: continue from the last checkpoint.
+
+    Returns:
+        The child's pid.
+
+    Raises:
+        RunStateError: when the run is active, or finished and ``resume``
+            is set.
+    """
+    store = RunStore(store_root)
+    run = store.get(run_id)
+    status = run.status
+    if status in ACTIVE_STATUSES and process_is_alive(run.info):
+        raise RunStateError(f"run {run.id} is already {status} (pid {run.info['pid']})")
+    if resume and status == "finished":
+        raise RunStateError(
+            f"run {run.id} already finished; there is nothing to resume"
+        )
+    if not resume and status != "queued":
+        raise RunStateError(f"run {run.id} is {status}; use resume=True to continue it")
+    run.stop_path.unlink(missing_ok=True)
+    run.update(status="queued", reason="", pid=None, process_start=None)
+    command = [
+        sys.executable,
+        "-m",
+        "engine.worker",
+        "--runs-dir",
+        str(store.root),
+        run.id,
+    ]
+    if resume:
+        command.append("--resume")
+    env = dict(os.environ)
+    project_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(
+        path for path in (project_root, env.get("PYTHONPATH")) if path
+    )
+    with open(run.log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+            cwd=str(store.root),
+        )
+    identity = current_process_identity()
+    identity.update(pid=process.pid, process_start=process_start_time(process.pid))
+    # The child may already have marked itself running with its own identity.
+    run.update_if("queued", **identity)
+    log.info("started worker pid %d for run %s", process.pid, run.id)
+    return process.pid
+
+
+def request_stop(run: Run) -> bool:
+    """Ask a run's worker to stop after its current batch, with a checkpoint.
+
+    Writes the run's stop file, which the worker checks after every batch,
+    and sends SIGTERM to the worker when its recorded process identity
+    (pid and start time) matches a live process.
+
+    Args:
+        run: the run to stop.
+
+    Returns:
+        Whether a live worker process was signalled.
+    """
+    run.stop_path.touch()
+    info = run.reload().info
+    if info.get("status") not in ACTIVE_STATUSES or not process_is_alive(info):
+        return False
+    try:
+        os.kill(int(info["pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    log.info("sent SIGTERM to worker pid %s of run %s", info["pid"], run.id)
+    return True
+
+
+def wait_until_done(run: Run, timeout: float, poll: float = 0.2) -> str:
+    """Wait until ``run`` is no longer queued or running.
+
+    Args:
+        run: the run.
+        timeout: seconds to wait at most.
+        poll: seconds between checks.
+
+    Returns:
+        The status at the end, which is still active when time ran out.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        status = run.reload().status
+        if status not in ACTIVE_STATUSES or time.monotonic() >= deadline:
+            return status
+        time.sleep(poll)
+
+
+# --------------------------------------------------------------------------
+# python -m engine.worker
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one detached worker; returns 0 unless the run failed."""
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.worker",
+        description="Train one run of the store (started by start_detached).",
+    )
+    parser.add_argument("run_id", help="id of the run to train")
+    parser.add_argument("--runs-dir", default=None, help="run-store root")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    store = RunStore(resolve_runs_dir(args.runs_dir))
+    try:
+        result = run_training(store, args.run_id, resume=args.resume, log_file=False)
+    except RunStateError as error:
+        log.error("%s", error)
+        return 2
+    except Exception:
+        return 1
+    log.info("run %s ended with stop reason %s", args.run_id, result.stop_reason)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
