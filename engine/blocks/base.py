@@ -124,7 +124,7 @@ class Block:
         """Move parameters and gradients to a device and/or dtype, in place.
 
         The tensor objects stay the same (their ``.data`` is replaced), so
-        ``(param, grad)`` pairs that an optimizer holds stay valid.
+        ``(param, grad)`` pairs kept by an optimizer stay valid.
 
         Args:
             device: Target device, or None to keep the current one.
@@ -167,8 +167,8 @@ class Block:
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(
-                f"{type(self).__name__}.load_state_dict: keys do not match; "
-                f"missing {missing}, unexpected {unexpected}"
+                f"{type(self).__name__}.load_state_dict: the keys do not match "
+                f"the block (missing {missing}, unexpected {unexpected})"
             )
         for name, param in own.items():
             value = state[name]
@@ -219,8 +219,8 @@ def check_cache(block: Block, cache: Any) -> None:
     """Raise ValueError when ``backward`` runs before any ``forward``."""
     if cache is None:
         raise ValueError(
-            f"{type(block).__name__}.backward called before forward; "
-            "run forward on an input first"
+            f"{type(block).__name__}.backward called before forward. "
+            "Run forward on an input first."
         )
 
 

@@ -82,7 +82,7 @@ class Linear(Block):
         return torch.addmm(self.bias, x, self.weight.t())
 
     def backward(self, dout: Tensor, *, input_grad: bool = True) -> Tensor | None:
-        """Accumulate weight and bias gradients; return ``dout @ weight``.
+        """Accumulate weight and bias gradients and return ``dout @ weight``.
 
         With ``input_grad=False`` the input gradient is skipped and None is
         returned, which saves one matrix product in a network's first layer.

@@ -66,8 +66,8 @@ class CrossEntropyLoss(Block):
         if low < 0 or high >= num_classes:
             bad = low if low < 0 else high
             raise ValueError(
-                f"CrossEntropyLoss: label {bad} is out of range; labels must be "
-                f"in [0, {num_classes - 1}] for {num_classes} classes"
+                f"CrossEntropyLoss: label {bad} is out of range for {num_classes} "
+                f"classes (allowed: 0 to {num_classes - 1})"
             )
         return y.to(device=x.device, dtype=torch.int64)
 
