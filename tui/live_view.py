@@ -1,22 +1,348 @@
-"""Live view (being written)."""
+"""The Live view: curves, progress and log of the runs being followed.
+
+Every followed run has its own ``RunMonitor`` (metrics read so far, curves
+and log), listed on the left; the right side shows the selected one. A
+timer polls every followed run's metrics.jsonl four times a second, and
+each plot is redrawn at most once per tick, so a fast metrics stream costs
+the UI a bounded amount of work.
+"""
 
 from __future__ import annotations
 
-from textual.containers import Vertical
-from textual.widgets import Static
+import logging
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, OptionList, ProgressBar, RichLog, Static
+from textual.widgets.option_list import Option
+from textual_plotext import PlotextPlot
+
+from engine.runs import ACTIVE_STATUSES, RESUMABLE_STATUSES, RunNotFoundError
+from tui.plots import MIN_REDRAW_INTERVAL, RedrawLimiter, Series, draw_series
+from tui.run_monitor import FAILED_STATUSES, RunMonitor, format_duration
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = MIN_REDRAW_INTERVAL
+
+STATUS_STYLES = {
+    "queued": "yellow",
+    "running": "green",
+    "finished": "bold green",
+    "stopped": "yellow",
+    "interrupted": "red",
+    "diverged": "red",
+    "failed": "bold red",
+}
 
 
-class LiveView(Vertical):
-    """Live view."""
+class LiveView(Horizontal):
+    """Curves, progress and log of the runs followed in this session."""
 
-    def compose(self):
-        yield Static("Live view")
+    DEFAULT_CSS = """
+    LiveView #live-runs {
+        width: 20;
+        height: 1fr;
+    }
+    LiveView #live-main {
+        width: 1fr;
+    }
+    LiveView #live-title, LiveView #live-stats {
+        height: 1;
+    }
+    LiveView .bar-row {
+        height: 1;
+    }
+    LiveView .bar-row Label {
+        width: 7;
+    }
+    LiveView .bar-row ProgressBar {
+        width: 1fr;
+    }
+    LiveView #live-plots {
+        height: 1fr;
+        min-height: 6;
+    }
+    LiveView #live-log {
+        height: 5;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.monitors: dict[str, RunMonitor] = {}
+        """Run id -> monitor of every followed run, in the order added."""
+        self.shown_id: str | None = None
+        """Id of the run shown on the right, or None."""
+        self.limiter = RedrawLimiter()
+        self.drawn: dict[str, list[Series]] = {}
+        """Plot id -> the series it was last drawn from (before decimation)."""
+        self._logged: dict[str, int] = {}
+
+    def compose(self) -> ComposeResult:
+        yield OptionList(id="live-runs")
+        with Vertical(id="live-main"):
+            yield Static("No run yet: start one in Train (s).", id="live-title")
+            with Horizontal(classes="bar-row"):
+                yield Label("epoch")
+                yield ProgressBar(total=1, show_eta=False, id="epoch-bar")
+            with Horizontal(classes="bar-row"):
+                yield Label("fit")
+                yield ProgressBar(total=1, show_eta=False, id="fit-bar")
+            yield Static("", id="live-stats")
+            with Horizontal(id="live-plots"):
+                yield PlotextPlot(id="loss-plot")
+                yield PlotextPlot(id="acc-plot")
+            yield RichLog(max_lines=500, wrap=True, min_width=20, id="live-log")
+
+    def on_mount(self) -> None:
+        self.set_interval(POLL_INTERVAL, self._tick)
+        self.call_after_refresh(self._follow_active_runs)
+
+    # --- following runs --------------------------------------------------
+
+    def _follow_active_runs(self) -> None:
+        """Follow every run of the store that is still going."""
+        try:
+            runs = self.app.store.runs()
+        except OSError as error:
+            self.notify(f"Cannot read the run store: {error}", severity="error")
+            return
+        # Oldest first, so the newest active run ends up shown.
+        for run in reversed(runs):
+            if run.status in ACTIVE_STATUSES and run.id not in self.monitors:
+                self._add_monitor(run)
+        if self.shown_id is None and self.monitors:
+            self.show(next(reversed(self.monitors)))
+
+    def _add_monitor(self, run) -> RunMonitor:
+        monitor = RunMonitor(run)
+        self.monitors[run.id] = monitor
+        self._poll(monitor)
+        self.query_one("#live-runs", OptionList).add_option(
+            Option(self._option_label(monitor), id=run.id)
+        )
+        return monitor
 
     def watch_run(self, run_id: str) -> None:
-        """Show the run with id ``run_id``."""
+        """Follow the run ``run_id`` (if not yet) and show it.
+
+        Args:
+            run_id: A run id or unique id prefix in the app's store.
+        """
+        try:
+            run = self.app.store.get(run_id)
+        except (RunNotFoundError, ValueError, OSError) as error:
+            self.notify(str(error), title="Run not found", severity="error")
+            return
+        if run.id not in self.monitors:
+            self._add_monitor(run)
+        self.show(run.id)
+
+    def show(self, run_id: str) -> None:
+        """Show the followed run ``run_id`` on the right."""
+        if run_id not in self.monitors:
+            return
+        self.shown_id = run_id
+        option_list = self.query_one("#live-runs", OptionList)
+        index = option_list.get_option_index(run_id)
+        if option_list.highlighted != index:
+            option_list.highlighted = index
+        history = self.monitors[run_id].history
+        log_pane = self.query_one("#live-log", RichLog)
+        log_pane.clear()
+        for line in history.log:
+            log_pane.write(line)
+        self._logged[run_id] = history.log_count
+        self._update_text()
+        self.limiter.force()
+        self._draw_if_due()
+
+    def on_option_list_option_highlighted(
+        self, event: OptionList.OptionHighlighted
+    ) -> None:
+        if event.option_id and event.option_id != self.shown_id:
+            self.show(event.option_id)
+
+    @property
+    def shown(self) -> RunMonitor | None:
+        """Monitor of the run shown, or None."""
+        return self.monitors.get(self.shown_id) if self.shown_id else None
+
+    # --- polling ---------------------------------------------------------
+
+    def _tick(self) -> None:
+        for monitor in list(self.monitors.values()):
+            if monitor.active:
+                self._poll(monitor)
+        if self.shown is not None:
+            self._update_text()
+        self._draw_if_due()
+
+    def _poll(self, monitor: RunMonitor) -> None:
+        try:
+            records, changed = monitor.update()
+        except (OSError, ValueError) as error:
+            # The run directory was deleted or run.json is unreadable: stop
+            # following the run instead of retrying four times a second.
+            log.warning("stopped following run %s: %s", monitor.run_id, error)
+            monitor.status = "failed"
+            monitor.reason = f"cannot read the run: {error}"
+            monitor.history.note(monitor.reason)
+            self.notify(
+                f"{monitor.name}: {monitor.reason}", title="Run", severity="error"
+            )
+            self._status_changed(monitor)
+            return
+        if records and monitor.run_id == self.shown_id:
+            self.limiter.mark_dirty()
+        if changed is not None:
+            self._status_changed(monitor)
+        self._write_new_log_lines(monitor)
+
+    def _status_changed(self, monitor: RunMonitor) -> None:
+        status = monitor.status
+        option_list = self.query_one("#live-runs", OptionList)
+        option_list.replace_option_prompt(monitor.run_id, self._option_label(monitor))
+        reason = f": {monitor.reason}" if monitor.reason else ""
+        message = f"{monitor.name} is {status}{reason}"
+        if status in FAILED_STATUSES:
+            self.notify(message, title="Run ended", severity="error", timeout=10)
+        elif status in ("finished", "stopped"):
+            self.notify(message, title="Run ended")
+        if monitor.run_id == self.shown_id:
+            self.limiter.mark_dirty()
+
+    def _write_new_log_lines(self, monitor: RunMonitor) -> None:
+        if monitor.run_id != self.shown_id:
+            return
+        history = monitor.history
+        log_pane = self.query_one("#live-log", RichLog)
+        for line in history.new_log_lines(self._logged.get(monitor.run_id, 0)):
+            log_pane.write(line)
+        self._logged[monitor.run_id] = history.log_count
+
+    # --- drawing ---------------------------------------------------------
+
+    def _option_label(self, monitor: RunMonitor) -> Text:
+        style = STATUS_STYLES.get(monitor.status, "")
+        label = Text(monitor.name[:18], overflow="ellipsis")
+        label.append("\n")
+        label.append(monitor.status, style=style)
+        return label
+
+    def _update_text(self) -> None:
+        monitor = self.shown
+        if monitor is None:
+            return
+        history = monitor.history
+        status = Text(monitor.status, style=STATUS_STYLES.get(monitor.status, ""))
+        title = Text.assemble(Text(monitor.name, style="bold"), "  ", status)
+        if monitor.reason:
+            title.append(f": {monitor.reason}", style="red")
+        device = history.device or monitor.run.config.get("training", {}).get(
+            "device", "auto"
+        )
+        title.append(f"  device {device}")
+        if history.memory:
+            title.append(f"  mem {history.memory}")
+        self.query_one("#live-title", Static).update(title)
+
+        epoch_bar = self.query_one("#epoch-bar", ProgressBar)
+        epoch_bar.update(total=1, progress=history.epoch_fraction())
+        self.query_one("#fit-bar", ProgressBar).update(
+            total=1, progress=history.fit_fraction()
+        )
+        self.query_one("#live-stats", Static).update(self._stats_text(monitor))
+
+    def _stats_text(self, monitor: RunMonitor) -> str:
+        history = monitor.history
+        parts = []
+        done = history.epochs[-1] if history.epochs else 0
+        total = history.num_epochs or "?"
+        current = history.last_batch
+        if monitor.active and current is not None:
+            parts.append(
+                f"epoch {current.get('epoch')}/{total} {current.get('stage')} "
+                f"{current.get('batch')}/{current.get('num_batches')}"
+            )
+        else:
+            parts.append(f"epochs {done}/{total}")
+        if history.samples_per_second:
+            parts.append(f"{history.samples_per_second:,.0f} samples/s")
+        if monitor.active:
+            parts.append(f"ETA {format_duration(history.eta_seconds(time.time()))}")
+        if history.best_test_acc is not None:
+            parts.append(f"best test {history.best_test_acc:.1f}%")
+        return "  ".join(parts)
+
+    def _draw_if_due(self) -> None:
+        monitor = self.shown
+        if monitor is None or not self.limiter.should_draw():
+            return
+        history = monitor.history
+        epochs = [float(e) for e in history.epochs]
+        self.drawn["loss-plot"] = [
+            Series("batch", list(history.batch_x), list(history.batch_loss), "gray"),
+            Series("train", epochs, list(history.train_loss), "cyan"),
+            Series("test", epochs, list(history.test_loss), "orange"),
+        ]
+        self.drawn["acc-plot"] = [
+            Series("train", epochs, list(history.train_acc), "cyan"),
+            Series("test", epochs, list(history.test_acc), "orange"),
+        ]
+        for plot_id, title in (("loss-plot", "loss"), ("acc-plot", "accuracy %")):
+            draw_series(
+                self.query_one(f"#{plot_id}", PlotextPlot),
+                self.drawn[plot_id],
+                title=title,
+                xlabel="epoch",
+            )
+
+    # --- actions ---------------------------------------------------------
 
     def action_stop(self) -> None:
-        """Stop the run shown."""
+        """Ask the worker of the shown run to stop after its current batch."""
+        monitor = self.shown
+        if monitor is None:
+            self.notify("No run is shown in Live.", severity="warning")
+            return
+        if not monitor.active:
+            self.notify(f"{monitor.name} is {monitor.status}, not running.")
+            return
+        from engine.worker import request_stop
+
+        try:
+            request_stop(monitor.run)
+        except (OSError, ValueError) as error:
+            self.notify(str(error), title="Stop failed", severity="error")
+            return
+        monitor.history.note("stop requested")
+        self._write_new_log_lines(monitor)
+        self.notify(f"Stopping {monitor.name} after the current batch.")
 
     def action_resume(self) -> None:
-        """Resume the run shown."""
+        """Continue the shown run from its last checkpoint in a new worker."""
+        monitor = self.shown
+        if monitor is None:
+            self.notify("No run is shown in Live.", severity="warning")
+            return
+        if monitor.status not in RESUMABLE_STATUSES:
+            self.notify(
+                f"{monitor.name} is {monitor.status}; only a run that is "
+                f"{', '.join(RESUMABLE_STATUSES)} can be resumed.",
+                severity="warning",
+            )
+            return
+        from engine.worker import start_detached
+
+        try:
+            start_detached(self.app.store.root, monitor.run_id, resume=True)
+        except (OSError, ValueError) as error:
+            self.notify(str(error), title="Resume failed", severity="error")
+            return
+        monitor.history.note("resume requested")
+        self._poll(monitor)
+        self.notify(f"Resuming {monitor.name}.")
