@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,8 +134,15 @@ def decode_images(paths: Sequence[Path], workers: int | None = None) -> list[Ten
     """
     chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
     workers = workers or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        decoded = list(pool.map(_decode_chunk, chunks))
+    # NOTE: torchvision 0.29 deprecates its image decoders in favour of
+    # TorchCodec and warns on every call; they still work, so the warning is
+    # silenced here until the project depends on TorchCodec.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*image decoding", category=DeprecationWarning
+        )
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            decoded = list(pool.map(_decode_chunk, chunks))
     return [image for chunk in decoded for image in chunk]
 
 
