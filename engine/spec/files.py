@@ -16,11 +16,11 @@ log = logging.getLogger(__name__)
 
 
 class SpecFileError(ValueError):
-    """A spec file that is not valid JSON or holds an invalid spec.
+    """A spec file that is not valid JSON or contains an invalid spec.
 
     Attributes:
         path: the file.
-        spec_error: the ``SpecError`` for a file that parses but holds an
+        spec_error: the ``SpecError`` for a file that parses but contains an
             invalid spec, else None.
     """
 
@@ -42,7 +42,7 @@ def save_spec(path: str | os.PathLike[str], spec: dict[str, Any], check: bool = 
 
     Raises:
         SpecError: ``check`` is set and the spec is invalid.
-        TypeError: the spec holds values that JSON cannot represent.
+        TypeError: the spec contains values that JSON cannot represent.
     """
     if check:
         validate(spec)
@@ -74,7 +74,7 @@ def load_spec(path: str | os.PathLike[str], check: bool = True) -> dict[str, Any
 
     Raises:
         FileNotFoundError: the file does not exist.
-        SpecFileError: the file is not UTF-8 JSON, or (with ``check``) holds an
+        SpecFileError: the file is not UTF-8 JSON, or (with ``check``) contains an
             invalid spec; the message names the file and the problem.
     """
     source = Path(path)
@@ -95,6 +95,6 @@ def load_spec(path: str | os.PathLike[str], check: bool = True) -> dict[str, Any
             validate(spec)
         except SpecError as error:
             raise SpecFileError(
-                source, f"spec file {source} holds an invalid spec: {error}", error
+                source, f"spec file {source} contains an invalid spec: {error}", error
             ) from error
     return spec

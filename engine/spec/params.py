@@ -18,8 +18,9 @@ class ParamSpec:
     """Description of one layer parameter, enough to render and check a form field.
 
     A required parameter still has a ``default``: the value a new layer starts
-    with. A parameter whose default is None may be left as None, which means
-    what ``help`` says (for example a pool stride equal to its kernel size).
+    with. A parameter whose default is None may be left as None, with the
+    meaning that ``help`` gives (for example a pool stride equal to its
+    kernel size).
     ``minimum`` and ``maximum`` bound an int or float, and each entry of an
     int list, which has at least ``min_length`` entries. ``backends`` names
     the backends that read the parameter; the others ignore it while it keeps
@@ -171,8 +172,8 @@ def parse_param(param: ParamSpec, text: str) -> Any:
         The value, of the type a spec stores.
 
     Raises:
-        ValueError: the text is empty for a required parameter, does not parse,
-            or gives a value outside the range; the message names the
+        ValueError: the text is empty for a required parameter, does not
+            parse, or gives a value outside the range. The message names the
             parameter, the text and what is allowed.
     """
     stripped = text.strip()

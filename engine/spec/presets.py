@@ -1,8 +1,8 @@
 """Preset specs: a block MLP and the models of ``engine.cnn`` as layer lists.
 
 Each preset builds the same layers, in the same order and with the same
-parameter count, as the class it mirrors; the only addition is the
-``flatten`` layer that the classes apply inside ``forward``.
+parameter count, as the class it mirrors. The one addition is a ``flatten``
+layer where the classes flatten inside ``forward``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ Input = str | dict[str, Any]
 
 @dataclass(frozen=True)
 class Preset:
-    """A preset: its function and the parameters a form asks for.
+    """A preset: its function and the parameters that a form requests.
 
     Call it as ``preset.function(input, **values)``, where ``input`` is a
     data set name or a spec input and ``values`` maps the names in
@@ -426,13 +426,13 @@ def preset_ycn(
 ) -> dict[str, Any]:
     """Return the spec of ``engine.cnn.YourCodeNet`` with its default conv_params.
 
-    Per group of ``P`` channels ``g``: a bias-free 3x3 convolution to
-    ``g[0]``, batch norm and the activation; a residual block with batch
-    norm per pair of ``g[1:]`` (one of a single convolution for a leftover
-    entry); a pool when the group is full. Then global average pooling,
-    flatten, and per hidden width dropout, linear and activation, then
-    dropout and a linear layer to the classes (no dropout layers when
-    ``dropout`` is 0).
+    Each group ``g`` of ``P`` channels starts with a bias-free 3x3
+    convolution to ``g[0]``, batch norm and the activation. A residual block
+    with batch norm follows for each pair of ``g[1:]``, and a leftover entry
+    gets a block of one convolution. A full group ends with a pool. Then come
+    global average pooling and flatten, and per hidden width dropout, linear
+    and activation, then dropout and a linear layer to the classes. The
+    dropout layers are left out when ``dropout`` is 0.
 
     Args:
         input: a data set name or a spec input.

@@ -12,18 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.dataset_info import DATASET_SHAPES
 from engine.spec.layers import BACKENDS, LAYER_TYPES, SpecError, layer_types
 from engine.spec.params import check_param
-
-try:
-    from engine.dataset_info import DATASET_SHAPES
-except ImportError:  # NOTE: fallback until engine.dataset_info exists
-    DATASET_SHAPES = {
-        "digits": ((1, 8, 8), 10),
-        "cifar10": ((3, 32, 32), 10),
-        "mnist": ((1, 28, 28), 10),
-        "fashion-mnist": ((1, 28, 28), 10),
-    }
 
 SPEC_VERSION = 1
 SPEC_KEYS = ("version", "backend", "input", "layers", "name")
@@ -166,7 +157,7 @@ def _shape_input(shape: Any, num_classes: Any) -> tuple[Shape, int]:
     return tuple(shape), num_classes
 
 
-def _check_top(spec: Any) -> tuple[str, Shape, int, list[Any]]:
+def _check_header(spec: Any) -> None:
     if not isinstance(spec, dict):
         raise SpecError(
             None,
@@ -183,7 +174,7 @@ def _check_top(spec: Any) -> tuple[str, Shape, int, list[Any]]:
             + ", ".join(SPEC_KEYS),
         )
     version = spec.get("version", SPEC_VERSION)
-    if version != SPEC_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != SPEC_VERSION:
         raise SpecError(
             None,
             None,
@@ -192,6 +183,10 @@ def _check_top(spec: Any) -> tuple[str, Shape, int, list[Any]]:
         )
     if "name" in spec and not isinstance(spec["name"], str):
         raise SpecError(None, None, f"name must be a string, got {spec['name']!r}")
+
+
+def _check_top(spec: Any) -> tuple[str, Shape, int, list[Any]]:
+    _check_header(spec)
     backend = spec.get("backend")
     if backend not in BACKENDS:
         raise SpecError(
