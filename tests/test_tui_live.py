@@ -1,0 +1,190 @@
+"""Tests of the Live view and its helpers: monitor, decimation, redraw limit.
+
+The app tests start real detached workers on the bundled digits data.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.runs import RunStore
+from engine.spec import default_spec
+from engine.worker import request_stop, start_detached, wait_until_done
+from tui.app import LayerlabApp
+from tui.live_view import LiveView
+from tui.plots import RedrawLimiter, decimate
+from tui.run_monitor import RunHistory
+
+
+def digits_config(epochs: int, max_batches: int | None = None, **dataset) -> dict:
+    return {
+        "spec": default_spec(),
+        "dataset": {
+            "name": "digits",
+            "data_dir": None,
+            "download": False,
+            "augment": False,
+            "train_size": None,
+            **dataset,
+        },
+        "optimizer": {"name": "adam", "learn_rate": 0.001, "reg": 0.0},
+        "training": {
+            "batch_size": 32,
+            "bs_test": None,
+            "epochs": epochs,
+            "max_batches": max_batches,
+            "early_stopping": None,
+            "seed": 0,
+            "device": "cpu",
+        },
+    }
+
+
+async def wait_until(pilot, condition, timeout: float = 90.0) -> None:
+    """Let the app run until ``condition()`` is true, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(0.1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    yield store
+    for run in store.runs():
+        request_stop(run)
+        wait_until_done(run, timeout=30)
+
+
+async def test_stop_and_resume_run(store):
+    run = store.create(digits_config(epochs=500, max_batches=2), name="long")
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        start_detached(store.root, run.id)
+        app.show_run(run.id)
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: len(live.shown.history.epochs) >= 2)
+
+        await pilot.press("x")
+        await wait_until(pilot, lambda: live.shown.status == "stopped")
+        stopped_at = live.shown.history.epochs[-1]
+        assert "stop requested" in live.shown.history.log
+
+        await pilot.press("r")
+        await wait_until(pilot, lambda: live.shown.history.epochs[-1] > stopped_at + 1)
+        assert live.shown.status == "running"
+        epochs = live.shown.history.epochs
+        assert epochs == list(range(1, len(epochs) + 1))
+
+        await pilot.press("x")
+        await wait_until(pilot, lambda: live.shown.status == "stopped")
+
+
+async def test_reopened_app_shows_running_run(store):
+    run = store.create(digits_config(epochs=500, max_batches=2), name="going")
+    start_detached(store.root, run.id)
+    deadline = time.monotonic() + 90
+    while len(run.history()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(run.history()) >= 3
+
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: live.shown_id == run.id)
+        await wait_until(pilot, lambda: "acc-plot" in live.drawn)
+
+        drawn_epochs = live.drawn["acc-plot"][1].xs
+        assert drawn_epochs[0] == 1.0
+        assert len(drawn_epochs) >= 3
+        assert live.shown.status == "running"
+
+
+async def test_failed_worker_shows_reason(store, tmp_path):
+    config = digits_config(epochs=2)
+    config["dataset"].update(name="mnist", data_dir=str(tmp_path / "missing"))
+    run = store.create(config, name="broken")
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        start_detached(store.root, run.id)
+        app.show_run(run.id)
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: live.shown.status == "failed")
+
+        assert live.shown.reason != ""
+        assert "Traceback" not in live.shown.reason
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert any("failed" in n.message for n in errors)
+
+
+async def test_stop_without_run_notifies(tmp_path):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3", "x")
+        await pilot.pause()
+        assert any("No run" in n.message for n in app._notifications)
+
+
+def test_decimate_keeps_ends_and_count():
+    xs = list(range(1000))
+    ys = [x * 2 for x in xs]
+    kept_x, kept_y = decimate(xs, ys, 60)
+    assert len(kept_x) <= 60
+    assert kept_x[0] == 0
+    assert kept_x[-1] == 999
+    assert kept_y == [x * 2 for x in kept_x]
+
+
+def test_decimate_short_series_unchanged():
+    assert decimate([1, 2], [3, 4], 10) == ([1, 2], [3, 4])
+
+
+def test_redraw_limiter_bounds_rate():
+    now = [0.0]
+    limiter = RedrawLimiter(min_interval=0.25, clock=lambda: now[0])
+    # Metrics arrive every millisecond for 2 seconds of fake time.
+    for _ in range(2000):
+        limiter.mark_dirty()
+        limiter.should_draw()
+        now[0] += 0.001
+    assert limiter.draw_count <= 9
+    assert limiter.draw_count >= 7
+
+
+def test_redraw_limiter_idle_without_data():
+    limiter = RedrawLimiter(min_interval=0.0)
+    assert not limiter.should_draw()
+
+
+def test_history_resumed_epoch_replaces_old():
+    history = RunHistory()
+    for epoch in (1, 2, 3):
+        history.add({"kind": "epoch", "epoch": epoch, "num_epochs": 5, "test_acc": 1.0})
+    history.add({"kind": "status", "status": "running", "start_epoch": 3})
+    history.add({"kind": "epoch", "epoch": 3, "num_epochs": 5, "test_acc": 9.0})
+    assert history.epochs == [1, 2, 3]
+    assert history.test_acc == [1.0, 1.0, 9.0]
+    assert history.log[-2] == "fit resumed at epoch 3"
+
+
+def test_history_progress_fractions():
+    history = RunHistory(num_epochs=4)
+    history.add({"kind": "epoch", "epoch": 1, "num_epochs": 4, "time": 10.0})
+    history.add(
+        {
+            "kind": "batch",
+            "stage": "train",
+            "epoch": 2,
+            "batch": 5,
+            "num_batches": 10,
+            "time": 11.0,
+        }
+    )
+    assert history.epoch_fraction() == 0.5
+    assert history.fit_fraction() == pytest.approx(1.5 / 4)
+    assert history.batch_x == [1.5]

@@ -1,0 +1,189 @@
+"""Tests of the Runs view: table, filter, sort, overlay, delete and export.
+
+Two runs are trained once for the module by real detached workers running
+at the same time on the bundled digits data.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import pytest
+from textual.widgets import DataTable, Input, Select
+
+from engine.runs import RunStore
+from engine.spec import default_spec
+from engine.worker import request_stop, start_detached, wait_until_done
+from tui.app import LayerlabApp
+from tui.dialogs import ConfirmDialog, PathDialog
+from tui.live_view import LiveView
+from tui.runs_view import RunsView
+
+SIZES = [(80, 24), (140, 45)]
+
+
+def digits_config(learn_rate: float, epochs: int = 3) -> dict:
+    return {
+        "spec": default_spec(),
+        "dataset": {
+            "name": "digits",
+            "data_dir": None,
+            "download": False,
+            "augment": False,
+            "train_size": None,
+        },
+        "optimizer": {"name": "sgd", "learn_rate": learn_rate, "reg": 0.0},
+        "training": {
+            "batch_size": 32,
+            "bs_test": None,
+            "epochs": epochs,
+            "max_batches": 3,
+            "early_stopping": None,
+            "seed": 0,
+            "device": "cpu",
+        },
+    }
+
+
+def train_runs(store: RunStore, names_and_rates: list[tuple[str, float]]) -> list:
+    runs = [
+        store.create(digits_config(rate), name=name) for name, rate in names_and_rates
+    ]
+    for run in runs:
+        start_detached(store.root, run.id)
+    for run in runs:
+        status = wait_until_done(run, timeout=120)
+        if status != "finished":
+            request_stop(run)
+        assert status == "finished", run.reason
+    return runs
+
+
+@pytest.fixture(scope="module")
+def finished_store(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    train_runs(store, [("slow-sgd", 0.001), ("fast-sgd", 0.1)])
+    return store
+
+
+async def wait_until(pilot, condition, timeout: float = 30.0) -> None:
+    """Let the app run until ``condition()`` is true, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(0.1)
+
+
+async def open_runs(pilot) -> RunsView:
+    await pilot.press("4")
+    view = pilot.app.query_one(RunsView)
+    table = view.query_one("#runs-table", DataTable)
+    await wait_until(pilot, lambda: table.row_count > 0)
+    table.focus()
+    await pilot.pause()
+    return view
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_overlay_two_finished_runs(finished_store, size):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=size) as pilot:
+        view = await open_runs(pilot)
+        await pilot.press("space", "space", "c")
+        await pilot.pause()
+
+        assert len(view.marked) == 2
+        accuracy = view.drawn["compare-a"]
+        assert sorted(s.label for s in accuracy) == ["fast-sgd", "slow-sgd"]
+        for series in accuracy:
+            assert series.xs == [1.0, 2.0, 3.0]
+        assert len(view.drawn["compare-b"]) == 2
+
+        view.query_one("#metric-b", Select).value = "train_loss"
+        await pilot.pause()
+        run = next(r for r in finished_store.runs() if r.name == accuracy[0].label)
+        train_loss = [r["train_loss"] for r in run.history()]
+        assert view.drawn["compare-b"][0].ys == train_loss
+
+
+async def test_table_shows_best_accuracy(finished_store):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_runs(pilot)
+        table = view.query_one("#runs-table", DataTable)
+        for summary in finished_store.list():
+            best = table.get_cell(summary.id, "best")
+            assert best == f"{summary.best_test_acc:.2f}"
+            assert table.get_cell(summary.id, "epochs") == "3/3"
+
+
+async def test_filter_and_sort(finished_store):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_runs(pilot)
+        table = view.query_one("#runs-table", DataTable)
+        await pilot.press("slash", "f", "a", "s", "t")
+        await pilot.pause()
+        assert table.row_count == 1
+        assert view.visible_summaries()[0].name == "fast-sgd"
+
+        view.query_one("#runs-filter", Input).value = ""
+        table.focus()
+        await pilot.press("t")
+        assert view.sort_column == "name"
+        names = [s.name for s in view.visible_summaries()]
+        assert names == ["slow-sgd", "fast-sgd"]
+        await pilot.press("T")
+        names = [s.name for s in view.visible_summaries()]
+        assert names == ["fast-sgd", "slow-sgd"]
+
+
+async def test_open_shows_run_in_live(finished_store):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_runs(pilot)
+        run_id = view.cursor_run_id()
+        await pilot.press("o")
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: "acc-plot" in live.drawn)
+        assert live.shown_id == run_id
+        assert live.drawn["acc-plot"][1].xs == [1.0, 2.0, 3.0]
+
+
+async def test_export_csv(finished_store, tmp_path):
+    target = tmp_path / "out.csv"
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_runs(pilot)
+        await pilot.press("space", "space", "e")
+        await wait_until(pilot, lambda: isinstance(app.screen, PathDialog))
+        app.screen.query_one("#path", Input).value = str(target)
+        await pilot.press("enter")
+        await wait_until(pilot, target.exists)
+
+    with open(target, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 6
+    assert {row["name"] for row in rows} == {"slow-sgd", "fast-sgd"}
+
+
+async def test_delete_asks_then_removes(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    train_runs(store, [("doomed", 0.01)])
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_runs(pilot)
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")
+        await pilot.pause()
+        assert len(store.list()) == 1
+
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: store.list() == [])
+        table = app.query_one(RunsView).query_one("#runs-table", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 0)

@@ -1,0 +1,155 @@
+"""Tests of the Train form, driven through the app with the Pilot.
+
+Runs train for real in detached worker processes on the bundled digits
+data, with few epochs and batches so each fit takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from textual.widgets import Button, DataTable, Input, Select, Static
+
+from engine.runs import RunStore
+from tui.app import LayerlabApp
+from tui.live_view import LiveView
+from tui.runs_view import RunsView
+from tui.train_view import TrainView, check_int_field, check_run_name
+
+SIZES = [(80, 24), (140, 45)]
+
+
+async def wait_until(pilot, condition, timeout: float = 90.0) -> None:
+    """Let the app run until ``condition()`` is true, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(0.1)
+
+
+def set_field(app: LayerlabApp, field_id: str, value: str) -> None:
+    app.query_one(TrainView).query_one(f"#{field_id}", Input).value = value
+
+
+def error_text(app: LayerlabApp, field_id: str) -> str:
+    label = app.query_one(TrainView).query_one(f"#error-{field_id}", Static)
+    return str(label.render())
+
+
+def notification_texts(app: LayerlabApp) -> list[str]:
+    return [f"{n.title} {n.message}" for n in app._notifications]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_start_key_trains_digits_to_end(tmp_path, size):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("2")
+        set_field(app, "epochs", "3")
+        set_field(app, "max_batches", "4")
+        await pilot.pause()
+        await pilot.press("s")
+
+        store = RunStore(tmp_path / "runs")
+        await wait_until(pilot, lambda: len(store.list()) == 1)
+        run = store.runs()[0]
+        live = app.query_one(LiveView)
+        assert live.shown_id == run.id
+        await wait_until(pilot, lambda: live.shown.status == "finished")
+        await wait_until(pilot, lambda: live.drawn["acc-plot"][1].xs == [1, 2, 3])
+
+        test_acc = live.drawn["acc-plot"][1].ys
+        assert len(test_acc) == 3
+        assert live.drawn["loss-plot"][2].xs == [1.0, 2.0, 3.0]
+        assert run.reload().config["dataset"]["name"] == "digits"
+        assert run.config["training"]["max_batches"] == 4
+
+        await pilot.press("4")
+        runs_view = app.query_one(RunsView)
+        runs_view.refresh_runs()
+        await pilot.pause()
+        table = runs_view.query_one("#runs-table", DataTable)
+        assert table.row_count == 1
+        best = table.get_cell(run.id, "best")
+        assert best == f"{max(test_acc):.2f}"
+        assert str(table.get_cell(run.id, "status")) == "finished"
+
+
+async def test_invalid_values_block_start(tmp_path):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        view.query_one("#batch_size", Input).focus()
+        view.query_one("#batch_size", Input).value = ""
+        await pilot.press("a", "b", "c")
+        set_field(app, "epochs", "0")
+        set_field(app, "hyper-learn_rate", "-1")
+        await pilot.pause()
+
+        assert "whole number" in error_text(app, "batch_size")
+        assert "at least 1" in error_text(app, "epochs")
+        assert "learn_rate" in error_text(app, "hyper-learn_rate")
+        assert view.query_one("#start", Button).disabled
+
+        app.action_start()
+        await pilot.pause()
+        assert RunStore(tmp_path / "runs").list() == []
+        assert any("Cannot start" in text for text in notification_texts(app))
+
+        set_field(app, "batch_size", "32")
+        set_field(app, "epochs", "2")
+        set_field(app, "hyper-learn_rate", "0.01")
+        await pilot.pause()
+        assert error_text(app, "batch_size") == ""
+        assert not view.query_one("#start", Button).disabled
+
+
+async def test_missing_data_directory_reported(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        set_field(app, "data_dir", str(missing))
+        view.query_one("#dataset", Select).value = "mnist"
+        await pilot.pause()
+
+        assert error_text(app, "data_dir") != ""
+        assert view.query_one("#start", Button).disabled
+        assert any("Data set missing" in text for text in notification_texts(app))
+
+        await pilot.press("s")
+        await pilot.pause()
+        assert RunStore(tmp_path / "runs").list() == []
+
+
+async def test_optimizer_change_rebuilds_fields(tmp_path):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        assert view.query("#hyper-beta1")
+        view.query_one("#optimizer", Select).value = "momentum"
+        await pilot.pause()
+
+        assert view.query("#hyper-momentum")
+        assert not view.query("#hyper-beta1")
+        assert view.run_config()["optimizer"]["name"] == "momentum"
+        assert view.run_config()["optimizer"]["momentum"] == 0.9
+
+
+def test_check_int_field_messages():
+    assert check_int_field("epochs", "3", False, 1) == ""
+    assert check_int_field("patience", "", True, 1) == ""
+    assert "required" in check_int_field("epochs", " ", False, 1)
+    assert "whole number" in check_int_field("epochs", "2.5", False, 1)
+    assert "at least 1" in check_int_field("epochs", "0", False, 1)
+
+
+def test_check_run_name_rejects_separators():
+    assert check_run_name("adam lr 0.01") == ""
+    assert "'/'" in check_run_name("a/b")
+    assert "at most" in check_run_name("x" * 100)
