@@ -7,12 +7,23 @@ Example::
 """
 
 from engine.training.block_trainer import BlockTrainer
-from engine.training.callbacks import Callback, ProgressCallback, format_epoch_line
+from engine.training.callbacks import (
+    Callback,
+    ProgressCallback,
+    StopOnSignal,
+    format_epoch_line,
+)
 from engine.training.checkpoint import (
     CheckpointError,
     checkpoint_paths,
     load_checkpoint,
     save_checkpoint,
+)
+from engine.training.from_config import (
+    TrainingSetup,
+    build_training,
+    seed_everything,
+    train_from_config,
 )
 from engine.training.results import (
     STOP_REASONS,
@@ -32,11 +43,16 @@ __all__ = [
     "EpochResult",
     "FitResult",
     "ProgressCallback",
+    "StopOnSignal",
     "TorchTrainer",
     "Trainer",
+    "TrainingSetup",
+    "build_training",
     "checkpoint_paths",
     "format_epoch_line",
     "load_checkpoint",
     "resolve_device",
     "save_checkpoint",
+    "seed_everything",
+    "train_from_config",
 ]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from engine.training.results import BatchResult, EpochResult, FitResult
 
 if TYPE_CHECKING:
     from engine.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 class Callback:
@@ -185,3 +191,53 @@ class ProgressCallback(Callback):
 def _is_terminal(stream: TextIO) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+class StopOnSignal(Callback):
+    """Turn signals into `Trainer.request_stop` for the duration of a fit.
+
+    The first signal asks the trainer to stop after the current batch (with a
+    checkpoint when checkpoints are on); a second one raises
+    KeyboardInterrupt at once. The previous handlers come back when the fit
+    ends. Handlers can only be installed from the main thread, so in another
+    thread this callback does nothing.
+
+    Args:
+        signals: The signals to handle, by default SIGINT (Ctrl-C) and SIGTERM.
+    """
+
+    def __init__(
+        self, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+    ) -> None:
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._trainer: Trainer | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            log.debug("not in the main thread; signal handlers left alone")
+            return
+        self._trainer = trainer
+        self.received = None
+        for signum in self.signals:
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self._restore()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        # Only flag writes here: locks (logging, print) could deadlock.
+        if self.received is not None or self._trainer is None:
+            raise KeyboardInterrupt
+        self.received = signum
+        self._trainer.request_stop()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+        self._trainer = None

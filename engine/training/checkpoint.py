@@ -6,7 +6,6 @@ import logging
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +101,9 @@ def load_checkpoint(
             f"rejected checkpoint {path}: it holds objects other than tensors, "
             f"numbers, strings, lists and dicts ({_first_line(error)})"
         ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+    except Exception as error:
+        # torch.load reports a truncated or non-torch file with many different
+        # exception types (RuntimeError, EOFError, KeyError, ...).
         raise CheckpointError(
             f"cannot read checkpoint {path}: not a complete torch file "
             f"({_first_line(error)})"

@@ -422,8 +422,11 @@ class Trainer(abc.ABC):
         self.load_state_dict(checkpoint)
         partial = checkpoint.get("partial")
         partial_train = checkpoint.get("partial_train")
+        result = FitResult.from_dict(checkpoint["result"])
+        # The resumed fit decides its own stop reason.
+        result.stop_reason, result.message = "completed", ""
         state = _FitState(
-            result=FitResult.from_dict(checkpoint["result"]),
+            result=result,
             best_test_loss=float(checkpoint["best_test_loss"]),
             epochs_without_improvement=int(checkpoint["epochs_without_improvement"]),
             partial=_Stage.from_dict(partial) if partial else None,
@@ -447,12 +450,9 @@ class Trainer(abc.ABC):
         result = state.result
         track_rng = last_path is not None
         for epoch in range(result.num_epochs + 1, self.num_epochs + 1):
-            if (
-                early_stopping is not None
-                and state.epochs_without_improvement >= early_stopping
-            ):
-                result.stop_reason = "early_stopping"
-                break
+            if _patience_spent(state, early_stopping):
+                _mark_early_stop(result, epoch - 1, early_stopping)
+                return
             if self._stop_requested:
                 self._stop(state, epoch, None, last_path)
                 return
@@ -500,15 +500,8 @@ class Trainer(abc.ABC):
                 self._save(last_path, "last", state)
             for callback in callbacks:
                 callback.on_epoch_end(self, epoch, train_result, test_result)
-            if (
-                early_stopping is not None
-                and state.epochs_without_improvement >= early_stopping
-            ):
-                result.stop_reason = "early_stopping"
-                result.message = (
-                    f"early stopping after epoch {epoch}: no lower test loss in "
-                    f"{early_stopping} epochs"
-                )
+            if _patience_spent(state, early_stopping):
+                _mark_early_stop(result, epoch, early_stopping)
                 return
 
     def _record_epoch(
@@ -592,6 +585,21 @@ class Trainer(abc.ABC):
             "rng": capture_rng_state(),
         }
         save_checkpoint(path, checkpoint)
+
+
+def _patience_spent(state: _FitState, early_stopping: int | None) -> bool:
+    return (
+        early_stopping is not None
+        and state.epochs_without_improvement >= early_stopping
+    )
+
+
+def _mark_early_stop(result: FitResult, epoch: int, early_stopping: int | None) -> None:
+    result.stop_reason = "early_stopping"
+    result.message = (
+        f"early stopping after epoch {epoch}: no lower test loss in "
+        f"{early_stopping} epochs in a row"
+    )
 
 
 def _check_fit_args(
