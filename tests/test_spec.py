@@ -700,6 +700,7 @@ def test_reject_imagefolder_without_shape():
         ({"shape": [3, 32, 32]}, "got the keys ['shape']"),
         ({"dataset": "digits", "shape": [1, 8, 8]}, "got the keys"),
         ("digits", 'input must be {"dataset": NAME}'),
+        ({"dataset": ["digits"]}, "unknown data set ['digits']"),
     ],
 )
 def test_reject_bad_input(value, words):

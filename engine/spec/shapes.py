@@ -112,7 +112,7 @@ def resolve_input(value: Any) -> tuple[Shape, int]:
 
 
 def _dataset_input(name: Any) -> tuple[Shape, int]:
-    if name in DATASET_SHAPES:
+    if isinstance(name, str) and name in DATASET_SHAPES:
         shape, num_classes = DATASET_SHAPES[name]
         return tuple(shape), num_classes
     if name == "imagefolder":
