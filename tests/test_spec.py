@@ -182,7 +182,7 @@ def test_save_spec_writes_draft_unchecked(tmp_path):
     assert load_spec(tmp_path / "draft.json", check=False)["layers"] == []
 
 
-def test_load_spec_bad_json_names_file_and_line(tmp_path):
+def test_load_spec_bad_json_message(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"backend": "blocks",\n "layers": [}\n')
     with pytest.raises(SpecFileError) as caught:
@@ -789,7 +789,7 @@ def test_reject_layer_that_is_not_an_object():
     assert 'must be an object with a "type" string' in error.reason
 
 
-def test_summary_of_invalid_spec_stops_before_bad_layer():
+def test_summary_stops_before_bad_layer():
     spec = torch_spec(
         [
             {"type": "conv2d", "out_channels": 16},
@@ -808,7 +808,7 @@ def test_summary_of_invalid_spec_stops_before_bad_layer():
     assert str(result.error) == str(rejection(spec))
 
 
-def test_summary_of_wrong_final_width_drops_last_row():
+def test_summary_wrong_width_drops_last_row():
     spec = blocks_spec([{"type": "linear", "out_features": 32}, {"type": "relu"}])
     result = summary(spec)
     assert [row.index for row in result.rows] == [0]
