@@ -61,12 +61,11 @@ def format_epoch_line(
     seconds: float,
 ) -> str:
     """Return the one-line summary of an epoch that progress output prints."""
-    width = len(str(num_epochs))
     return (
-        f"epoch {epoch:{width}d}/{num_epochs}"
+        f"epoch {epoch}/{num_epochs}"
         f"  train loss {train_result.mean_loss:.4f} acc {train_result.accuracy:6.2f}%"
         f"  test loss {test_result.mean_loss:.4f} acc {test_result.accuracy:6.2f}%"
-        f"  {seconds:.1f} s"
+        f"  {seconds:.2f} s"
     )
 
 
