@@ -30,7 +30,9 @@ class ReLU(Block):
         """Return ``dout`` where the input was positive, else zero."""
         check_cache(self, self._out)
         check_dout(self, dout, self._out.shape)
-        return dout * (self._out > 0)
+        # sign() of the output is 1 where the input was positive and 0
+        # elsewhere, and multiplying by it is faster than by a bool mask.
+        return dout * self._out.sign()
 
 
 class LeakyReLU(Block):
