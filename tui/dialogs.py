@@ -130,7 +130,9 @@ class PathDialog(_Dialog):
     def _submit(self) -> None:
         text = self.query_one("#path", Input).value.strip()
         if not text:
-            self.query_one("#path-error", Static).update("Enter a file path.")
+            error = self.query_one("#path-error", Static)
+            error.update("Enter a file path.")
+            error.display = True
             return
         self.dismiss(text)
 
@@ -212,7 +214,10 @@ class _FieldForm(_Dialog):
             self.errors[name] = str(error)
         else:
             self.errors.pop(name, None)
-        self.query_one(f"#error-{name}", Static).update(self.errors.get(name, ""))
+        reason = self.errors.get(name, "")
+        error = self.query_one(f"#error-{name}", Static)
+        error.update(reason)
+        error.display = bool(reason)
         self.query_one("#ok", Button).disabled = bool(self.errors)
 
     def parse_field(self, name: str, value: Any) -> Any:
@@ -269,7 +274,9 @@ def param_widget(param: Any, value: Any) -> Input | Checkbox | Select:
     """
     widget_id = f"field-{param.name}"
     if param.kind == "bool":
-        return Checkbox(param.help, bool(value), id=widget_id, classes="form-field")
+        return Checkbox(
+            param.help, bool(value), id=widget_id, classes="form-field", compact=True
+        )
     if param.kind == "choice":
         return Select(
             [(str(choice), choice) for choice in param.choices],
@@ -277,6 +284,7 @@ def param_widget(param: Any, value: Any) -> Input | Checkbox | Select:
             allow_blank=not param.required and param.default is None,
             id=widget_id,
             classes="form-field",
+            compact=True,
         )
     placeholder = f"{param.help} (required)" if param.required else param.help
     return Input(
@@ -285,6 +293,7 @@ def param_widget(param: Any, value: Any) -> Input | Checkbox | Select:
         id=widget_id,
         classes="form-field",
         tooltip=f"{param.help}; {param.allowed_text()}",
+        compact=True,
     )
 
 
@@ -367,14 +376,13 @@ class PresetDialog(_FieldForm):
                 "Preset: choose one and fill in its fields", classes="dialog-title"
             )
             yield Select(
-                [
-                    (f"{name}: {preset.help}", name)
-                    for name, preset in specs.PRESETS.items()
-                ],
+                [(name, name) for name in specs.PRESETS],
                 value=self.preset_name,
                 allow_blank=False,
                 id="preset-name",
+                compact=True,
             )
+            yield Static("", id="preset-help", classes="dialog-question")
             yield VerticalScroll(classes="form-fields", id="preset-fields")
             yield Static("", id="preset-error", classes="field-error")
             yield from self._buttons()
@@ -387,6 +395,7 @@ class PresetDialog(_FieldForm):
         self.preset_name = preset_name
         preset = specs.PRESETS[preset_name]
         self.params = {param.name: param for param in preset.params}
+        self.query_one("#preset-help", Static).update(preset.help)
         self.values.clear()
         self.errors.clear()
         container = self.query_one("#preset-fields", VerticalScroll)
@@ -421,6 +430,8 @@ class PresetDialog(_FieldForm):
         try:
             spec = preset.function(self.spec_input, **self.values)
         except (TypeError, ValueError) as error:
-            self.query_one("#preset-error", Static).update(str(error))
+            message = self.query_one("#preset-error", Static)
+            message.update(str(error))
+            message.display = True
             return
         self.dismiss(spec)
