@@ -457,6 +457,21 @@ def test_loss_rejects_label_out_of_range(label: int) -> None:
         CrossEntropyLoss()(torch.randn(3, 10), labels)
 
 
+def test_loss_rejects_missing_labels() -> None:
+    with pytest.raises(ValueError, match="CrossEntropyLoss: labels are missing"):
+        Sequential(Linear(3, 2), CrossEntropyLoss())(torch.randn(2, 3))
+
+
+def test_mlp_rejects_int_hidden_features() -> None:
+    with pytest.raises(TypeError, match=r"use \(16,\) for one hidden layer"):
+        MLP(4, 2, hidden_features=16)
+
+
+def test_sequential_slice_keeps_mode() -> None:
+    model = Sequential(ReLU(), Dropout(), ReLU()).eval()
+    assert not model[1:].training
+
+
 def test_loss_rejects_float_labels() -> None:
     with pytest.raises(TypeError, match="labels must be an integer tensor"):
         CrossEntropyLoss()(torch.randn(2, 3), torch.tensor([0.0, 1.0]))

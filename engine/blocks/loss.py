@@ -24,7 +24,7 @@ class CrossEntropyLoss(Block):
         self._logp: Tensor | None = None
         self._y: Tensor | None = None
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Return the mean loss as a 0-dim tensor.
 
         Args:
@@ -36,6 +36,11 @@ class CrossEntropyLoss(Block):
             ValueError: If the shapes disagree or a label is out of range.
         """
         check_tensor(self, "scores", x)
+        if y is None:
+            raise ValueError(
+                "CrossEntropyLoss: labels are missing; call forward(scores, y), "
+                "or pass y= to the Sequential that ends in this loss"
+            )
         if x.dim() != 2 or x.shape[0] == 0:
             raise ValueError(
                 f"CrossEntropyLoss: scores must have shape (N, C) with N >= 1, "

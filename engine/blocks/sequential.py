@@ -101,7 +101,9 @@ class Sequential(Block):
 
     def __getitem__(self, index: int | slice) -> Block | Sequential:
         if isinstance(index, slice):
-            return Sequential(*self.blocks[index])
+            part = Sequential(*self.blocks[index])
+            part.training = self.training
+            return part
         return self.blocks[index]
 
 
@@ -138,6 +140,12 @@ class MLP(Block):
         super().__init__()
         check_size("MLP", "in_features", in_features)
         check_size("MLP", "num_classes", num_classes)
+        if isinstance(hidden_features, int):
+            raise TypeError(
+                "MLP: hidden_features must be a sequence of sizes such as "
+                f"(128, 64), got the int {hidden_features}; use "
+                f"({hidden_features},) for one hidden layer"
+            )
         hidden = list(hidden_features)
         for index, size in enumerate(hidden):
             check_size("MLP", f"hidden_features[{index}]", size)
