@@ -35,7 +35,7 @@ import socket
 import tempfile
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -110,7 +110,7 @@ def sanitize_name(name: str | None) -> str:
         The sanitised name.
     """
     text = unicodedata.normalize("NFKD", name or "")
-    text = text.encode("ascii", "ignore").decode("ascii").lower()
+    text = text.encode("ascii", "ignore").decode("ascii").lower().replace("+", "")
     text = _SLUG_BAD_CHARS.sub("-", text)
     text = _SLUG_REPEATS.sub(lambda match: match.group(0)[0], text)
     text = text[:MAX_NAME_CHARS].strip("._-")
@@ -405,7 +405,6 @@ def initial_summary(config: dict[str, Any]) -> dict[str, Any]:
         "model": describe_model(config.get("spec")),
         "optimizer": describe_optimizer(config.get("optimizer")),
         "best_test_acc": None,
-        "best_epoch": None,
         "epochs_done": 0,
         "num_epochs": training.get("epochs"),
         "seconds": 0.0,
@@ -501,20 +500,29 @@ class Run:
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
-    def update(self, **changes: Any) -> dict[str, Any]:
+    def update(
+        self, check: Callable[[dict[str, Any]], None] | None = None, **changes: Any
+    ) -> dict[str, Any]:
         """Set top-level fields of run.json atomically and return the new dict.
 
         A ``summary`` value is merged into the stored summary instead of
         replacing it.
+
+        Args:
+            check: called with the current run.json dict under the lock,
+                before the change; an exception it raises aborts the update.
+            **changes: the fields to set.
         """
         with self._locked():
             info = _read_json_object(self.run_json_path)
+            self._info = info
+            if check is not None:
+                check(info)
             summary = changes.pop("summary", None)
             info.update(changes)
             if summary:
                 info["summary"] = {**(info.get("summary") or {}), **summary}
             write_json_atomic(self.run_json_path, info)
-        self._info = info
         return info
 
     def update_if(self, expected_status: str, **changes: Any) -> bool:

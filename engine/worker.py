@@ -34,6 +34,7 @@ from engine.runs import (
     Run,
     RunStore,
     current_process_identity,
+    effective_status,
     library_versions,
     process_is_alive,
     process_start_time,
@@ -62,42 +63,44 @@ class RunStateError(ValueError):
 
 
 class RunRecorder:
-    """A trainer callback that records a fit in the run directory.
+    """Trainer callback hooks that record a fit in the run directory.
 
     It appends batch and epoch records to metrics.jsonl, updates the summary
     in run.json at each epoch end, and asks the trainer to stop once
     :meth:`request_stop` was called (for example from a signal handler) or
-    the run's stop file exists.
+    the run's stop file exists. :func:`make_recorder` combines it with
+    ``engine.training.Callback``, which this module imports only when
+    training starts.
     """
 
     def __init__(self, run: Run, writer: MetricsWriter) -> None:
         self.run = run
         self.writer = writer
-        self.stop_requested = threading.Event()
+        # A plain attribute, since a signal handler sets it: taking a lock
+        # there could deadlock with the interrupted main thread.
+        self.stop_requested = False
         self._trainer: Any = None
-        self._epoch_start = time.perf_counter()
-        self._samples = 0
-        self._seconds_before = 0.0
+        # Training seconds of the epochs recorded so far, for the summary.
+        self._seconds = 0.0
 
     def request_stop(self) -> None:
         """Ask the fit to end after the current batch; safe in a signal handler."""
-        self.stop_requested.set()
+        self.stop_requested = True
         if self._trainer is not None:
             self._trainer.request_stop()
 
     def _check_stop(self, trainer: Any) -> None:
-        if self.stop_requested.is_set() or self.run.stop_path.exists():
-            self.stop_requested.set()
+        if self.stop_requested or self.run.stop_path.exists():
+            self.stop_requested = True
             trainer.request_stop()
 
     def on_fit_start(self, trainer: Any) -> None:
         self._trainer = trainer
         start_epoch = int(getattr(trainer, "start_epoch", 1) or 1)
-        history = self.run.history()
-        self._seconds_before = sum(
+        self._seconds = sum(
             float(record.get("seconds") or 0.0)
-            for record in history
-            if record.get("epoch", 0) < start_epoch
+            for record in self.run.history()
+            if record["epoch"] < start_epoch
         )
         self.writer.write(
             {
@@ -109,26 +112,21 @@ class RunRecorder:
                 "time": time.time(),
             }
         )
-        self._epoch_start = time.perf_counter()
-        self._samples = 0
         self._check_stop(trainer)
 
     def on_batch_end(
         self, trainer: Any, stage: str, epoch: int, batch: int, result: Any
     ) -> None:
-        samples = int(getattr(result, "num_samples", 0) or 0)
-        if stage == "train":
-            self._samples += samples
-        acc = 100.0 * result.num_correct / samples if samples else None
+        samples = int(result.num_samples or 0)
         self.writer.write(
             {
                 "kind": "batch",
                 "stage": stage,
                 "epoch": epoch,
                 "batch": batch,
-                "num_batches": getattr(trainer, "num_batches", None),
+                "num_batches": trainer.num_batches,
                 "loss": float(result.loss),
-                "acc": acc,
+                "acc": 100.0 * result.num_correct / samples if samples else None,
                 "samples": samples,
                 "time": time.time(),
             }
@@ -138,43 +136,50 @@ class RunRecorder:
     def on_epoch_end(
         self, trainer: Any, epoch: int, train_result: Any, test_result: Any
     ) -> None:
-        seconds = time.perf_counter() - self._epoch_start
-        record = {
-            "kind": "epoch",
-            "epoch": epoch,
-            "num_epochs": trainer.num_epochs,
-            "train_loss": _mean(train_result.losses),
-            "train_acc": float(train_result.accuracy),
-            "test_loss": _mean(test_result.losses),
-            "test_acc": float(test_result.accuracy),
-            "seconds": seconds,
-            "samples_per_second": self._samples / seconds if seconds > 0 else None,
-            "time": time.time(),
-        }
-        self.writer.write(record)
-        self._seconds_before += seconds
-        best = getattr(trainer, "best_test_acc", None)
-        summary = self.run.info.get("summary") or {}
-        previous_best = summary.get("best_test_acc")
-        if best is None or (previous_best is not None and previous_best > best):
-            best = max(
-                value
-                for value in (previous_best, record["test_acc"])
-                if value is not None
-            )
-        self.run.update(
-            summary={
-                "best_test_acc": best,
-                "epochs_done": epoch,
+        seconds = float(train_result.seconds) + float(test_result.seconds)
+        train_seconds = float(train_result.seconds)
+        self.writer.write(
+            {
+                "kind": "epoch",
+                "epoch": epoch,
                 "num_epochs": trainer.num_epochs,
-                "seconds": self._seconds_before,
+                "train_loss": _mean(train_result.losses),
+                "train_acc": float(train_result.accuracy),
+                "test_loss": _mean(test_result.losses),
+                "test_acc": float(test_result.accuracy),
+                "seconds": seconds,
+                "samples_per_second": (
+                    train_result.num_samples / train_seconds
+                    if train_seconds > 0
+                    else None
+                ),
+                "time": time.time(),
             }
         )
-        self._epoch_start = time.perf_counter()
-        self._samples = 0
+        self._seconds += seconds
+        best = trainer.best_test_acc
+        self.run.update(
+            summary={
+                "best_test_acc": None if best is None else float(best),
+                "epochs_done": epoch,
+                "num_epochs": trainer.num_epochs,
+                "seconds": self._seconds,
+            }
+        )
 
     def on_fit_end(self, trainer: Any, result: Any) -> None:
         self._trainer = None
+
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
+        self._trainer = None
+
+
+def make_recorder(run: Run, writer: MetricsWriter) -> RunRecorder:
+    """Return a :class:`RunRecorder` that is also an ``engine.training.Callback``."""
+    from engine.training import Callback
+
+    recorder_class = type("RunCallback", (RunRecorder, Callback), {})
+    return recorder_class(run, writer)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -194,7 +199,7 @@ def _stop_on_signals(recorder: RunRecorder) -> Iterator[None]:
         return
 
     def handle(signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and recorder.stop_requested.is_set():
+        if signum == signal.SIGINT and recorder.stop_requested:
             raise KeyboardInterrupt
         recorder.request_stop()
 
@@ -247,25 +252,40 @@ def failure_reason(error: BaseException, config: dict[str, Any]) -> str:
     return f"{name}: {first}" if first else name
 
 
-def _prepare(run: Run, resume: bool) -> None:
-    """Check that ``run`` may start now and mark it running in run.json."""
-    status = run.reload().status
-    if status == "running":
-        raise RunStateError(f"run {run.id} is already running (pid {run.info['pid']})")
+def check_startable(info: dict[str, Any], resume: bool) -> None:
+    """Raise RunStateError unless a run with this run.json may start now.
+
+    A new run must be queued; a resumed one must not be active or finished.
+    """
+    run_id = info.get("id", "?")
+    status = effective_status(info)
+    if status in ACTIVE_STATUSES and process_is_alive(info):
+        raise RunStateError(
+            f"run {run_id} is already {status} (worker pid {info.get('pid')})"
+        )
     if resume and status == "finished":
         raise RunStateError(
-            f"run {run.id} already finished; there is nothing to resume"
+            f"run {run_id} already finished; there is nothing to resume"
         )
     if not resume and status != "queued":
         raise RunStateError(
-            f"run {run.id} is {status}; use 'layerlab runs resume {run.id}' to "
+            f"run {run_id} is {status}; use 'layerlab runs resume {run_id}' to "
             "continue it"
         )
-    # A stop file in a queued run is a stop request made before the worker
-    # started; any other stop file is left over from an earlier attempt.
-    if status != "queued":
-        run.stop_path.unlink(missing_ok=True)
+
+
+def _prepare(run: Run, resume: bool) -> None:
+    """Mark ``run`` running in this process, after checking that it may start."""
+    previous: dict[str, Any] = {}
+
+    def check(info: dict[str, Any]) -> None:
+        # A queued run's worker is this process or the one that started it.
+        if info.get("status") != "queued":
+            check_startable(info, resume)
+        previous.update(info)
+
     run.update(
+        check=check,
         status="running",
         reason="",
         started=utc_now(),
@@ -273,10 +293,20 @@ def _prepare(run: Run, resume: bool) -> None:
         versions=library_versions(),
         **current_process_identity(),
     )
+    # A stop file in a queued run is a stop request made before the worker
+    # started; any other stop file is left over from an earlier attempt.
+    if previous.get("status") != "queued":
+        run.stop_path.unlink(missing_ok=True)
 
 
 def run_training(
-    store: RunStore, run_id: str, resume: bool = False, *, log_file: bool = True
+    store: RunStore,
+    run_id: str,
+    resume: bool = False,
+    *,
+    log_file: bool = True,
+    print_every: int = 1,
+    progress: bool | None = None,
 ) -> Any:
     """Train a run in this process and record it in the store.
 
@@ -291,6 +321,9 @@ def run_training(
         resume: continue from the last checkpoint instead of starting.
         log_file: also write this process's log records to worker.log
             (False when stderr already goes there).
+        print_every: progress output every this many epochs; 0 is silent.
+        progress: a progress bar (True), plain lines (False), or a bar only
+            when stdout is a terminal (None).
 
     Returns:
         The trainer's FitResult.
@@ -307,11 +340,11 @@ def run_training(
         if log_file:
             stack.enter_context(_log_to(run.log_path))
         writer = stack.enter_context(MetricsWriter(run.metrics_path))
-        recorder = RunRecorder(run, writer)
+        recorder = make_recorder(run, writer)
         stack.enter_context(_stop_on_signals(recorder))
         log.info("run %s started (pid %d, resume=%s)", run.id, os.getpid(), resume)
         try:
-            result = _fit(run, recorder, resume)
+            result = _fit(run, recorder, resume, print_every, progress)
         except KeyboardInterrupt:
             reason = "interrupted by Ctrl-C; resume continues from the last epoch"
             log.warning("run %s stopped: %s", run.id, reason)
@@ -348,108 +381,24 @@ def _finish(run: Run, writer: MetricsWriter, status: str, reason: str) -> None:
     run.stop_path.unlink(missing_ok=True)
 
 
-def _fit(run: Run, recorder: RunRecorder, resume: bool) -> Any:
-    """Build the data, model, optimizer and trainer from the config and fit."""
-    if resume and not run.last_checkpoint_path.exists():
-        log.info("run %s has no last checkpoint; training starts at epoch 1", run.id)
-        resume = False
-    return fit_config(
-        run.config,
-        checkpoints=run.checkpoint_path,
-        callbacks=[recorder],
-        resume=resume,
-    )
-
-
-def fit_config(
-    config: dict[str, Any],
-    checkpoints: Path | None = None,
-    callbacks: Sequence[Any] = (),
-    resume: bool = False,
+def _fit(
+    run: Run,
+    recorder: RunRecorder,
+    resume: bool,
+    print_every: int,
+    progress: bool | None,
 ) -> Any:
-    """Train the model that a run config describes and return the FitResult.
+    """Build the data, model, optimizer and trainer from the config and fit."""
+    from engine.training import train_from_config
 
-    Args:
-        config: a run config (spec, dataset, optimizer, training).
-        checkpoints: the best-checkpoint path given to the trainer.
-        callbacks: trainer callbacks.
-        resume: continue from the last checkpoint.
-
-    Returns:
-        The trainer's FitResult.
-    """
-    import random
-
-    import numpy as np
-    import torch
-
-    from engine.data import load_dataset
-    from engine.loader import make_loaders
-    from engine.optimizers import make_optimizer
-    from engine.spec import build_model
-
-    dataset_config = config.get("dataset") or {}
-    training = config.get("training") or {}
-    optimizer_config = dict(config.get("optimizer") or {})
-    seed = int(training.get("seed") or 0)
-    device = _resolve_device(training.get("device"))
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    dataset = load_dataset(
-        dataset_config.get("name", "digits"),
-        data_dir=dataset_config.get("data_dir"),
-        download=bool(dataset_config.get("download")),
-        train_size=dataset_config.get("train_size"),
-    )
-    dl_train, dl_test = make_loaders(
-        dataset,
-        batch_size=int(training.get("batch_size") or 64),
-        bs_test=training.get("bs_test"),
-        device=device,
-        seed=seed,
-        augment=bool(dataset_config.get("augment")),
-        max_batches=training.get("max_batches"),
-    )
-    spec = config["spec"]
-    model = build_model(spec)
-    optimizer_name = optimizer_config.pop("name", "adam")
-    if spec.get("backend") == "blocks":
-        from engine.blocks import CrossEntropyLoss
-        from engine.training import BlockTrainer
-
-        model = model.to(device=device)
-        optimizer = make_optimizer(optimizer_name, model.params(), **optimizer_config)
-        trainer = BlockTrainer(model, CrossEntropyLoss(), optimizer, device=device)
-    else:
-        from engine.training import TorchTrainer
-
-        model = model.to(device)
-        optimizer = make_optimizer(
-            optimizer_name, model.parameters(), **optimizer_config
-        )
-        trainer = TorchTrainer(
-            model, torch.nn.CrossEntropyLoss(), optimizer, device=device
-        )
-    return trainer.fit(
-        dl_train,
-        dl_test,
-        num_epochs=int(training.get("epochs") or 1),
-        checkpoints=checkpoints,
-        early_stopping=training.get("early_stopping"),
-        max_batches=training.get("max_batches"),
-        callbacks=list(callbacks),
+    return train_from_config(
+        run.config,
+        callbacks=[recorder],
+        checkpoints=run.checkpoint_path,
         resume=resume,
+        print_every=print_every,
+        progress=progress,
     )
-
-
-def _resolve_device(value: str | None) -> str:
-    import torch
-
-    if value in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(value)
 
 
 # --------------------------------------------------------------------------
@@ -480,17 +429,14 @@ def start_detached(
     """
     store = RunStore(store_root)
     run = store.get(run_id)
-    status = run.status
-    if status in ACTIVE_STATUSES and process_is_alive(run.info):
-        raise RunStateError(f"run {run.id} is already {status} (pid {run.info['pid']})")
-    if resume and status == "finished":
-        raise RunStateError(
-            f"run {run.id} already finished; there is nothing to resume"
-        )
-    if not resume and status != "queued":
-        raise RunStateError(f"run {run.id} is {status}; use resume=True to continue it")
+    run.update(
+        check=lambda info: check_startable(info, resume),
+        status="queued",
+        reason="",
+        pid=None,
+        process_start=None,
+    )
     run.stop_path.unlink(missing_ok=True)
-    run.update(status="queued", reason="", pid=None, process_start=None)
     command = [
         sys.executable,
         "-m",
@@ -540,7 +486,9 @@ def request_stop(run: Run) -> bool:
     """
     run.stop_path.touch()
     info = run.reload().info
-    if info.get("status") not in ACTIVE_STATUSES or not process_is_alive(info):
+    # A queued worker may not have installed its SIGTERM handler yet, so it
+    # only gets the stop file, which it reads before its first batch.
+    if info.get("status") != "running" or not process_is_alive(info):
         return False
     try:
         os.kill(int(info["pid"]), signal.SIGTERM)
@@ -588,7 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     store = RunStore(resolve_runs_dir(args.runs_dir))
     try:
-        result = run_training(store, args.run_id, resume=args.resume, log_file=False)
+        result = run_training(
+            store, args.run_id, resume=args.resume, log_file=False, progress=False
+        )
     except RunStateError as error:
         log.error("%s", error)
         return 2
@@ -599,4 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so log records are named engine.worker
+    # and not __main__.
+    from engine.worker import main as worker_main
+
+    sys.exit(worker_main())

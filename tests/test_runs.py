@@ -95,6 +95,7 @@ def test_run_id_has_time_and_name():
         ("", "run"),
         (None, "run"),
         ("Café lr=0.01", "cafe-lr-0.01"),
+        ("sgd-lr1e+30", "sgd-lr1e30"),
         ("学习", "run"),
         ("x" * 500, "x" * 40),
     ],

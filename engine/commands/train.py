@@ -1,4 +1,4 @@
-"""``layerlab train``: train a block MLP in the foreground and print progress.
+"""``layerlab train``: train a block MLP, in the foreground or detached.
 
 Example::
 
@@ -6,10 +6,13 @@ Example::
         --dropout 0.1 --optimizer momentum --lr 0.05 --reg 1e-4 \\
         --epochs 20 --batch-size 64 --seed 0
 
-The parsed options become a run config (`config_from_args`), which
-`engine.training.train_from_config` trains. The first Ctrl-C (or SIGTERM) stops
-the fit after the current batch, writing a checkpoint when --checkpoints is
-set; a second one interrupts at once.
+The parsed options become a run config (`config_from_args`). By default the
+run is created in the run store (--runs-dir) and trained in this process by
+`engine.worker.run_training`; with --detach a background worker trains it
+and the command prints the run id. With --checkpoints the fit runs outside
+the store, with its checkpoints at the given path. The first Ctrl-C (or
+SIGTERM) stops the fit after the current batch with a checkpoint; a second
+one interrupts at once.
 """
 
 from __future__ import annotations
@@ -84,11 +87,12 @@ def register(subparsers: Any) -> None:
     """Add the ``train`` subcommand."""
     parser = subparsers.add_parser(
         "train",
-        help="train a block MLP on a data set in the foreground",
+        help="train a block MLP on a data set, in the foreground or detached",
         description=(
-            "Train an MLP built from engine.blocks on a data set, printing a "
-            "progress bar on a terminal (one line per epoch otherwise) and the "
-            "final result. Ctrl-C stops after the current batch."
+            "Train an MLP built from engine.blocks on a data set as a run in "
+            "the run store, printing a progress bar on a terminal (one line "
+            "per epoch otherwise) and the final result. Ctrl-C stops after the "
+            "current batch. --detach trains in a background process instead."
         ),
         formatter_class=_HelpFormatter,
     )
@@ -96,7 +100,24 @@ def register(subparsers: Any) -> None:
     _add_model_options(parser)
     _add_optimizer_options(parser)
     _add_training_options(parser)
+    _add_run_options(parser)
     parser.set_defaults(handler=run_train, train_parser=parser)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run store")
+    group.add_argument(
+        "--name",
+        default=None,
+        help="run name, shown in run listings and part of the run id; "
+        "default: the optimizer and learning rate",
+    )
+    group.add_argument(
+        "--detach",
+        action="store_true",
+        help="train in a background process that keeps going when the terminal "
+        "closes, and print the run id (see 'layerlab runs')",
+    )
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -229,13 +250,15 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "--checkpoints",
         default=None,
         metavar="PATH",
-        help="write the best model to PATH (.pt added without a suffix) and "
-        "the latest epoch beside it as PATH.last.pt; default none",
+        help="train outside the run store, writing the best model to PATH "
+        "(.pt added without a suffix) and the latest epoch beside it as "
+        "PATH.last.pt; default: a run in the store",
     )
     group.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the last checkpoint at --checkpoints",
+        help="continue from the last checkpoint at --checkpoints (for a run in "
+        "the store use 'layerlab runs resume')",
     )
     group.add_argument(
         "--print-every",
@@ -317,7 +340,12 @@ def _check_args(args: argparse.Namespace) -> str | None:
             for field, message in errors.items()
         )
     if args.resume and args.checkpoints is None:
-        return "--resume needs --checkpoints PATH to resume from"
+        return (
+            "--resume needs --checkpoints PATH to resume from; a run in the "
+            "store resumes with 'layerlab runs resume RUN'"
+        )
+    if args.detach and args.checkpoints is not None:
+        return "--detach trains a run in the store and does not take --checkpoints"
     if args.print_every < 0:
         return f"--print-every must be 0 or more, got {args.print_every}"
     return None
@@ -327,17 +355,57 @@ def run_train(args: argparse.Namespace) -> int:
     """Train from the parsed options and print the result.
 
     Returns:
-        0 when the fit completed, stopped early or was stopped; 1 when it
-        diverged or could not start; 2 for invalid options.
+        0 when the fit completed, stopped early or was stopped (or a detached
+        run started); 1 when it diverged or failed; 2 for invalid options.
     """
     problem = _check_args(args)
     if problem is not None:
         args.train_parser.error(problem)
+    config = config_from_args(args)
+    if args.checkpoints is not None:
+        return _train_outside_store(args, config)
 
+    from engine.runs import RunStore, resolve_runs_dir
+
+    store = RunStore(resolve_runs_dir(getattr(args, "runs_dir", None)))
+    run = store.create(config, name=args.name)
+    if args.detach:
+        from engine.worker import start_detached
+
+        pid = start_detached(store.root, run.id)
+        print(f"started run {run.id} in the background (pid {pid})", file=sys.stderr)
+        print(f"follow it with: layerlab runs show {run.id}", file=sys.stderr)
+        print(run.id)
+        return 0
+
+    from engine.worker import run_training
+
+    progress = {"auto": None, "bar": True, "plain": False}[args.progress]
+    print(f"run {run.id} in {store.root}")
+    try:
+        result = run_training(
+            store, run.id, print_every=args.print_every, progress=progress
+        )
+    except KeyboardInterrupt:
+        print(f"layerlab train: run {run.id} interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        run.reload()
+        print(
+            f"layerlab train: error: run {run.id} failed: {run.reason} "
+            f"(details in {run.log_path})",
+            file=sys.stderr,
+        )
+        return 1
+    _print_result(result, None)
+    print(f"run: {run.id} ({run.reload().status})")
+    return EXIT_DIVERGED if result.stop_reason == "diverged" else 0
+
+
+def _train_outside_store(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from engine.data import DatasetNotFoundError
     from engine.training import StopOnSignal, train_from_config
 
-    config = config_from_args(args)
     progress = {"auto": None, "bar": True, "plain": False}[args.progress]
     try:
         result = train_from_config(
