@@ -17,7 +17,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, TextArea
+from textual.widgets._tabbed_content import ContentTabs
 
 from engine import spec as specs
 from tui.build_view import BuildView
@@ -122,6 +123,7 @@ class LayerlabApp(App):
         Binding("r", "resume", "Resume run"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("escape", "leave_field", "Leave text field", show=False),
     ]
 
     spec: reactive[dict[str, Any]] = reactive(dict, always_update=True)
@@ -171,13 +173,24 @@ class LayerlabApp(App):
         method()
 
     def action_show_tab(self, pane_id: str) -> None:
-        """Show the tab ``pane_id`` and focus its view's first widget."""
+        """Show the tab ``pane_id`` and focus its first widget that is no text field.
+
+        A text field would take the single-key bindings as typed text, so when
+        a tab has only text fields the tab bar keeps the focus.
+        """
         tabs = self.query_one(TabbedContent)
         tabs.active = pane_id
         pane = tabs.get_pane(pane_id)
-        focusable = [widget for widget in pane.query("*") if widget.focusable]
-        if focusable:
-            focusable[0].focus()
+        for widget in pane.query("*"):
+            if widget.focusable and not isinstance(widget, Input | TextArea):
+                widget.focus()
+                return
+        self.action_leave_field()
+
+    def action_leave_field(self) -> None:
+        """Move the focus from a text field to the tab bar."""
+        if isinstance(self.focused, Input | TextArea):
+            self.query_one(TabbedContent).query_one(ContentTabs).focus()
 
     def show_run(self, run_id: str) -> None:
         """Switch to the Live tab and follow the run ``run_id``."""
@@ -197,7 +210,10 @@ class LayerlabApp(App):
         if isinstance(self.screen, HelpScreen):
             return
         scopes = [("App", self.BINDINGS)]
-        scopes += [(title, view.BINDINGS) for _id, title, view in PANES]
+        # Each view's own bindings, without the scrolling keys it inherits.
+        scopes += [
+            (title, vars(view).get("BINDINGS", [])) for _id, title, view in PANES
+        ]
         self.push_screen(HelpScreen(scopes))
 
     def running_runs(self) -> list[Any]:

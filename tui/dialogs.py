@@ -121,7 +121,7 @@ class PathDialog(_Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Input(self.value, placeholder="path/to/stack.json", id="path")
+            yield Input(self.value, placeholder="file path", id="path")
             yield Static("", id="path-error", classes="field-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.action_label, variant="primary", id="ok")
