@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules under engine.commands, in the order --help lists them.
-COMMAND_MODULES = ("demo", "train", "runs")
+COMMAND_MODULES = ("demo", "train", "runs", "experiment")
 
 RUNS_DIR_ENV = "LAYERLAB_RUNS_DIR"
 DATA_DIR_ENV = "LAYERLAB_DATA_DIR"
