@@ -23,15 +23,13 @@ import contextlib
 import csv
 import datetime as dt
 import fcntl
-import importlib.metadata
 import io
 import json
 import logging
 import os
-import platform
 import re
 import shutil
-import socket
+import sys
 import tempfile
 import time
 import unicodedata
@@ -154,7 +152,11 @@ def utc_now() -> str:
 
 def library_versions() -> dict[str, str | None]:
     """Return the versions of Python, torch and layerlab without importing torch."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
+    # Imported here because it costs more than the rest of this module.
+    import importlib.metadata
+
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    versions: dict[str, str | None] = {"python": python}
     for package in ("torch", "layerlab"):
         try:
             versions[package] = importlib.metadata.version(package)
@@ -202,6 +204,11 @@ def _process_state(pid: int) -> str | None:
     return fields[0].decode("ascii", "replace") if fields else None
 
 
+def hostname() -> str:
+    """Return this machine's host name."""
+    return os.uname().nodename
+
+
 def boot_id() -> str | None:
     """Return the kernel's id of the current boot, or None where unknown."""
     try:
@@ -217,7 +224,7 @@ def current_process_identity() -> dict[str, Any]:
         "pid": pid,
         "process_start": process_start_time(pid),
         "boot_id": boot_id(),
-        "host": socket.gethostname(),
+        "host": hostname(),
     }
 
 
@@ -236,7 +243,7 @@ def process_is_alive(info: dict[str, Any]) -> bool | None:
     if not isinstance(pid, int) or pid <= 0:
         return None
     host = info.get("host")
-    if host and host != socket.gethostname():
+    if host and host != hostname():
         return None
     recorded_boot = info.get("boot_id")
     if recorded_boot and boot_id() not in (None, recorded_boot):
@@ -746,7 +753,7 @@ class RunStore:
             "pid": None,
             "process_start": None,
             "boot_id": None,
-            "host": socket.gethostname(),
+            "host": hostname(),
             "versions": library_versions(),
             "config": config,
             "summary": initial_summary(config),
