@@ -38,8 +38,10 @@ class BlockTrainer(Trainer):
 
     def _prepare(self, batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch[0], batch[1]
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True)
+        if x.device != self.device:
+            x = x.to(self.device, non_blocking=True)
+        if y.device != self.device:
+            y = y.to(self.device, non_blocking=True)
         return x.reshape(x.shape[0], -1), y
 
     def train_batch(self, batch: Sequence[Any]) -> BatchResult:
