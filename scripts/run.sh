@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# Set up the environment and run layerlab; extra arguments go to layerlab.
+# Set up the environment and run layerlab: with no arguments the terminal app
+# opens; arguments go to layerlab (for example `demo` or `train --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-if [ "$#" -eq 0 ]; then
-    set -- demo
-fi
 exec .venv/bin/layerlab "$@"
