@@ -96,10 +96,10 @@ def resolve_runs_dir(value: str | os.PathLike[str] | None = None) -> Path:
 def sanitize_name(name: str | None) -> str:
     """Turn a user-supplied run name into a short, safe part of a run id.
 
-    The result contains only ``a-z``, ``0-9``, ``.``, ``_`` and ``-``, never
-    starts or ends with punctuation, has at most 40 characters and is
-    ``"run"`` when nothing usable is left, so it can never name a path
-    outside the store (no ``/``, no ``..``, no NUL).
+    The result contains only ``a-z``, ``0-9``, ``.``, ``_`` and ``-``. It
+    never starts or ends with punctuation, has at most 40 characters, and is
+    ``"run"`` when nothing usable is left. So it cannot name a path outside
+    the store: it has no ``/``, no ``..`` and no NUL.
 
     Args:
         name: any string, or None.
@@ -495,6 +495,8 @@ class Run:
     def reason(self) -> str:
         """Why the run ended, or an empty string."""
         if self.status == "interrupted":
+            if self.info.get("status") == "queued":
+                return f"the worker exited before training started; see {LOG_FILE}"
             return "the worker process is gone (killed or the machine restarted)"
         return str(self.info.get("reason") or "")
 
@@ -767,7 +769,7 @@ class RunStore:
         for attempt in range(1, MAX_ID_ATTEMPTS + 1):
             candidate = run_id if attempt == 1 else f"{run_id}-{attempt}"
             path = root / candidate
-            # sanitize_name already rules this out; the check keeps it so.
+            # sanitize_name already rules this out; the check guards future edits.
             if path.parent != root:
                 raise ValueError(f"run id {candidate!r} is not a plain name")
             try:

@@ -3,8 +3,8 @@
 ``run_training`` trains in the calling process and records everything in
 the run's directory. ``start_detached`` runs the same training in a fresh
 interpreter in its own session (``python -m engine.worker``), so closing the
-terminal or losing an SSH connection does not stop it. ``request_stop`` asks
-a worker to end after its current batch, with a checkpoint.
+terminal or losing an SSH connection does not stop it. ``request_stop``
+requests that a worker end after its current batch, with a checkpoint.
 
 Usage of the detached worker (``start_detached`` builds this command)::
 
@@ -32,6 +32,7 @@ from engine.runs import (
     ACTIVE_STATUSES,
     MetricsWriter,
     Run,
+    RunNotFoundError,
     RunStore,
     current_process_identity,
     effective_status,
@@ -66,7 +67,7 @@ class RunRecorder:
     """Trainer callback hooks that record a fit in the run directory.
 
     It appends batch and epoch records to metrics.jsonl, updates the summary
-    in run.json at each epoch end, and asks the trainer to stop once
+    in run.json at each epoch end, and requests a stop from the trainer once
     :meth:`request_stop` was called (for example from a signal handler) or
     the run's stop file exists. :func:`make_recorder` combines it with
     ``engine.training.Callback``, which this module imports only when
@@ -294,7 +295,7 @@ def _prepare(run: Run, resume: bool) -> None:
         **current_process_identity(),
     )
     # A stop file in a queued run is a stop request made before the worker
-    # started; any other stop file is left over from an earlier attempt.
+    # started. Any other stop file is left over from an earlier attempt.
     if previous.get("status") != "queued":
         run.stop_path.unlink(missing_ok=True)
 
@@ -539,10 +540,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_training(
             store, args.run_id, resume=args.resume, log_file=False, progress=False
         )
-    except RunStateError as error:
-        log.error("%s", error)
+    except (RunStateError, RunNotFoundError) as error:
+        log.error("worker for run %s did not start: %s", args.run_id, error)
         return 2
-    except Exception:
+    except Exception as error:
+        # run_training has logged the traceback of a failed fit already.
+        log.error("worker for run %s failed: %s", args.run_id, error)
         return 1
     log.info("run %s ended with stop reason %s", args.run_id, result.stop_reason)
     return 0

@@ -286,6 +286,15 @@ def test_running_run_with_dead_pid_is_interrupted(store):
     assert store.list()[0].status == "interrupted"
 
 
+def test_queued_run_whose_worker_died_is_interrupted(store):
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    run = store.create(tiny_config())
+    run.update(pid=process.pid)
+    assert run.status == "interrupted"
+    assert "before training started" in run.reason
+
+
 def test_running_run_with_reused_pid_is_interrupted(store):
     identity = current_process_identity()
     identity["process_start"] += 1

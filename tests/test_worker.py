@@ -400,3 +400,15 @@ def test_cli_runs_dir_from_environment(store):
     )
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["name"] == "env"
+
+
+def test_worker_main_unknown_run_exits_two(store):
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.worker", "--runs-dir", str(store.root), "nope"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=WAIT_SECONDS,
+    )
+    assert done.returncode == 2
+    assert "worker for run nope did not start: no run 'nope'" in done.stderr

@@ -8,7 +8,7 @@ Example::
 
 The parsed options become a run config (`config_from_args`). By default the
 run is created in the run store (--runs-dir) and trained in this process by
-`engine.worker.run_training`; with --detach a background worker trains it
+`engine.worker.run_training`. With --detach a background worker trains it,
 and the command prints the run id. With --checkpoints the fit runs outside
 the store, with its checkpoints at the given path. The first Ctrl-C (or
 SIGTERM) stops the fit after the current batch with a checkpoint; a second
