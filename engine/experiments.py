@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "train_size": None,  # keep only this many training samples
     "data_dir": None,  # directory of the downloaded data sets
     "download": False,  # let torchvision download missing data sets
-    "runs_dir": None,  # run store root; None: $LAYERLAB_RUNS_DIR, else out_dir
+    "runs_dir": None,  # run store root; None: $LAYERLAB_RUNS_DIR, else saved_runs
     "record_run": True,  # also record the experiment as a run in the store
     "print_every": 1,  # progress output every this many epochs, 0 for none
 }
@@ -249,7 +250,7 @@ def run_experiment(
     log.info(
         "experiment %s: %s on %s, channels %s", path.stem, model_type, dataset, channels
     )
-    recorder = _start_run_record(config, options, out_dir, path.stem, callbacks)
+    recorder = _start_run_record(config, options, model_kw, path.stem, callbacks)
     try:
         result = trainer.fit(
             dl_train,
@@ -444,35 +445,144 @@ def load_experiment(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
 # --- run store ------------------------------------------------------------------
 
 
+# Model keywords that the spec presets take, under the presets' names.
+_SPEC_KEYWORDS = {
+    "cnn": {"activation_type": "activation", "pooling_type": "pooling"},
+    "resnet": {
+        "activation_type": "activation",
+        "pooling_type": "pooling",
+        "batchnorm": "batchnorm",
+        "dropout": "dropout",
+        "bottleneck": "bottleneck",
+    },
+    "ycn": {
+        "activation_type": "activation",
+        "pooling_type": "pooling",
+        "dropout": "dropout",
+    },
+}
+
+
+def experiment_spec(config: dict[str, Any], model_kw: dict[str, Any]) -> dict | None:
+    """Return the layer-stack spec of an experiment's model, or None.
+
+    None means that the model uses an option the spec presets cannot express
+    (for example ``conv_params`` or ``activation_params``).
+    """
+    from engine.spec import preset_cnn, preset_resnet, preset_ycn
+
+    model_type = config["model_type"]
+    names = _SPEC_KEYWORDS[model_type]
+    if any(key not in names for key in model_kw):
+        return None
+    values = {names[key]: value for key, value in model_kw.items()}
+    preset = {"cnn": preset_cnn, "resnet": preset_resnet, "ycn": preset_ycn}[model_type]
+    return preset(
+        config["dataset"],
+        K=config["filters_per_layer"],
+        L=config["layers_per_block"],
+        P=config["pool_every"],
+        H=config["hidden_dims"],
+        **values,
+    )
+
+
+def experiment_run_config(
+    config: dict[str, Any], options: dict[str, Any], model_kw: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the run store config of an experiment.
+
+    It has the sections every run has (spec, dataset, optimizer, training)
+    and the experiment's own config under ``experiment``.
+    """
+    return _jsonable(
+        {
+            "spec": experiment_spec(config, model_kw),
+            "dataset": {
+                "name": config["dataset"],
+                "data_dir": options["data_dir"],
+                "download": options["download"],
+                "augment": options["augment"],
+                "train_size": options["train_size"],
+            },
+            "optimizer": {
+                "name": options["optimizer"],
+                "learn_rate": config["lr"],
+                "reg": config["reg"],
+                **(options["hyper"] or {}),
+            },
+            "training": {
+                "batch_size": config["bs_train"],
+                "bs_test": config["bs_test"],
+                "epochs": config["epochs"],
+                "max_batches": config["batches"],
+                "early_stopping": config["early_stopping"],
+                "seed": config["seed"],
+                "device": config["device"] or "auto",
+            },
+            "experiment": config,
+        }
+    )
+
+
 class _RunRecord:
-    """The run store entry of one experiment: its recorder and its status."""
+    """The run store entry of one experiment, with its metrics writer."""
 
     def __init__(self, run: Any, writer: Any) -> None:
         self.run = run
         self.writer = writer
 
-    def fail(self, error: BaseException) -> None:
-        self.run.update(status="failed", reason=str(error) or type(error).__name__)
-        self.writer.close()
+    def _end(self, status: str, reason: str) -> None:
+        from engine.runs import utc_now
 
-    def finish(self, result: Any) -> None:
-        self.run.write_result(result.course_dict())
-        self.run.update(
-            status="finished", reason=f"completed {result.num_epochs} epochs"
+        self.writer.write(
+            {"kind": "status", "status": status, "reason": reason, "time": time.time()}
         )
         self.writer.close()
+        self.run.update(status=status, reason=reason, ended=utc_now())
+        log.info("run %s %s: %s", self.run.id, status, reason)
+
+    def fail(self, error: BaseException) -> None:
+        if isinstance(error, KeyboardInterrupt):
+            self._end("stopped", "interrupted by Ctrl-C")
+            return
+        self._end("failed", f"{type(error).__name__}: {error}")
+
+    def finish(self, result: FitResult) -> None:
+        from engine.worker import STATUS_BY_STOP_REASON
+
+        self.run.write_result(result.course_dict())
+        status = STATUS_BY_STOP_REASON.get(result.stop_reason, "finished")
+        reason = (
+            result.message or f"{result.stop_reason} after {result.num_epochs} epochs"
+        )
+        self._end(status, reason)
 
 
 def _start_run_record(
     config: dict[str, Any],
     options: dict[str, Any],
-    out_dir: str | os.PathLike[str],
+    model_kw: dict[str, Any],
     name: str,
     callbacks: list[Any],
 ) -> _RunRecord | None:
-    # TODO: record the experiment in engine.runs.RunStore once that module
-    # is committed; until then no run is created.
-    return None
+    """Create a running run for the experiment and add its recorder callback."""
+    if not options["record_run"]:
+        return None
+    from engine.runs import MetricsWriter, RunStore, current_process_identity, utc_now
+    from engine.worker import RunRecorder
+
+    store = RunStore(options["runs_dir"])
+    # NOTE: the run's config lacks the learning rate schedule, so resuming
+    # it through the run store trains on at a constant learning rate.
+    run = store.create(experiment_run_config(config, options, model_kw), name=name)
+    run.update(
+        status="running", reason="", started=utc_now(), **current_process_identity()
+    )
+    writer = MetricsWriter(run.metrics_path)
+    callbacks.append(RunRecorder(run, writer))
+    log.info("experiment %s recorded as run %s in %s", name, run.id, store.root)
+    return _RunRecord(run, writer)
 
 
 # --- command line ---------------------------------------------------------------

@@ -484,3 +484,44 @@ def test_nan_loss_survives_json(tmp_path):
     save_experiment(tmp_path / "nan.json", {"run_name": "nan"}, result)
     _, loaded = load_experiment(tmp_path / "nan.json")
     assert math.isnan(loaded.train_loss[0])
+
+
+# --- run store ---------------------------------------------------------------------
+
+
+def test_run_experiment_records_finished_run(tmp_path, runs_dir):
+    from engine.runs import RunStore
+
+    result = run_experiment(
+        "stored",
+        out_dir=tmp_path / "results",
+        filters_per_layer=[4],
+        layers_per_block=1,
+        pool_every=1,
+        **TINY,
+    )
+    runs = RunStore(runs_dir).runs()
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.status == "finished"
+    assert run.config["experiment"]["run_name"] == "stored"
+    assert run.config["spec"]["layers"][0]["type"] == "conv2d"
+    assert run.config["optimizer"]["name"] == "torch-adam"
+    epochs = [r for r in run.history() if r.get("kind", "epoch") == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert run.read_result()["results"] == result.course_dict()
+    output = json.loads((tmp_path / "results" / "stored_L1_K4.json").read_text())
+    assert output["details"]["run_id"] == run.id
+
+
+def test_run_experiment_without_run_record(tmp_path, runs_dir):
+    run_experiment(
+        "unstored",
+        out_dir=tmp_path,
+        filters_per_layer=[4],
+        layers_per_block=1,
+        pool_every=1,
+        record_run=False,
+        **TINY,
+    )
+    assert not runs_dir.exists()
