@@ -146,7 +146,7 @@ class BuildView(Vertical):
         self.post_message(self.SpecChanged(spec))
 
     def _edited(self) -> dict[str, Any]:
-        """A deep copy of the spec to edit."""
+        """Return a deep copy of the spec to edit."""
         return copy.deepcopy(self.spec)
 
     # ------------------------------------------------------------------
@@ -337,7 +337,7 @@ class BuildView(Vertical):
             if path is None:
                 return
             try:
-                # An unfinished stack is saved too, so work is never lost.
+                # An invalid stack is saved too, so unfinished work can be kept.
                 specs.save_spec(path, self.spec, check=False)
             except (OSError, ValueError, TypeError) as error:
                 self.notify(f"Could not save the stack: {error}", severity="error")

@@ -185,10 +185,11 @@ def _format_value(value: Any) -> str:
 
 
 class _FieldForm(_Dialog):
-    """Base of a form of text fields, each checked as it is typed.
+    """Base of a form whose fields are checked as they are typed.
 
-    Subclasses fill ``self.fields`` (name -> parser of the text, raising
-    ValueError with the reason) before compose.
+    Subclasses implement ``parse_field``, which raises ValueError with the
+    reason for an invalid value, and compose one ``field-<name>`` widget and
+    one ``error-<name>`` Static per field.
     """
 
     BINDINGS = [
@@ -268,9 +269,9 @@ class _FieldForm(_Dialog):
 
 
 def param_widget(param: Any, value: Any) -> Input | Checkbox | Select:
-    """The form field of an ``engine.spec.ParamSpec`` showing ``value``.
+    """Build the form field of an ``engine.spec.ParamSpec`` showing ``value``.
 
-    Its id is ``field-<name>`` and it has the class ``form-field``.
+    The widget's id is ``field-<name>`` and it has the class ``form-field``.
     """
     widget_id = f"field-{param.name}"
     if param.kind == "bool":
@@ -298,10 +299,10 @@ def param_widget(param: Any, value: Any) -> Input | Checkbox | Select:
 
 
 def parse_field_value(param: Any, value: Any) -> Any:
-    """The checked value of a form field of ``param``.
+    """Parse and check the value of a form field of ``param``.
 
     Raises:
-        ValueError: The value is invalid; the message says why.
+        ValueError: The value is invalid. The message gives the reason.
     """
     if param.kind == "bool":
         return bool(value)

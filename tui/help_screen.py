@@ -19,7 +19,7 @@ def binding_rows(
     scopes: Iterable[tuple[str, Iterable[BindingType]]],
     format_key: Callable[[Binding], str] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """Rows (scope, keys, description) of the bindings of each scope.
+    """Collect rows (scope, keys, description) from the bindings of each scope.
 
     Bindings that share an action are merged into one row listing every key.
 
