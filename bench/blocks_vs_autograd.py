@@ -57,7 +57,7 @@ def build_pair(
 def make_steps(
     ours: MLP, theirs: nn.Sequential, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
-    """Return the two training-step functions; each returns its loss."""
+    """Return the two training-step functions, which return their loss."""
     loss_fn = CrossEntropyLoss()
     pairs = ours.params()
 
@@ -108,7 +108,10 @@ def bench_size(name: str, args: argparse.Namespace, device: torch.device) -> flo
     for _ in range(3):
         difference = abs(step_ours().item() - step_theirs().item())
     if difference > 1e-4:
-        raise SystemExit(f"{name}: losses differ by {difference:.2e}; not the same MLP")
+        raise SystemExit(
+            f"{name}: the two MLPs give losses {difference:.2e} apart, so they "
+            "do not compute the same function"
+        )
 
     steps = args.steps or (200 if name == "small" else 5)
     ours_times, theirs_times = [], []
@@ -157,7 +160,11 @@ def main() -> int:
         "--device", default="cpu", help="torch device, for example cpu or cuda"
     )
     parser.add_argument(
-        "--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="sizes"
+        "--sizes",
+        nargs="+",
+        choices=list(SIZES),
+        default=list(SIZES),
+        help="model sizes to time",
     )
     args = parser.parse_args()
 

@@ -51,7 +51,10 @@ def register(subparsers: Any) -> None:
         help="number of passes over the data",
     )
     parser.add_argument(
-        "--lr", type=_positive_float, default=0.1, help="SGD learning rate"
+        "--lr",
+        type=_positive_float,
+        default=0.1,
+        help="SGD learning rate (step size per unit of gradient)",
     )
     parser.add_argument(
         "--hidden",
@@ -59,7 +62,7 @@ def register(subparsers: Any) -> None:
         nargs="*",
         default=[128, 64],
         metavar="SIZE",
-        help="hidden layer sizes in units; pass --hidden alone for none",
+        help="number of units in each hidden layer; pass --hidden alone for none",
     )
     parser.add_argument(
         "--batch-size",
