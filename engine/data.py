@@ -24,6 +24,7 @@ from engine.dataset_info import (
     default_cache_dir,
     default_data_dir,
     digits_csv_path,
+    manual_install_text,
 )
 from engine.loader import FastLoader, make_loaders
 
@@ -43,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Fixed seeds, so every run sees the same digits split and subsets.
+# Fixed seeds, so every run gets the same digits split and subsets.
 SPLIT_SEED = 0
 SUBSET_SEED = 1
 DIGITS_TEST_FRACTION = 0.2
@@ -118,7 +119,7 @@ def load_dataset(
 
     Raises:
         ValueError: For an unknown name or a `train_size` below 1.
-        DatasetNotFoundError: When the files are missing (the message says
+        DatasetNotFoundError: When the files are missing (the message names
             where it looked and how to get them) or a download fails.
     """
     if name not in DATASET_NAMES:
@@ -270,9 +271,9 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Parts:
     except (OSError, RuntimeError) as error:
         # Offline downloads end in URLError (an OSError) or a RuntimeError.
         raise DatasetNotFoundError(
-            f"could not load {name} into {root}: {error}. Check the internet "
-            f"connection, or copy the files in place by hand: "
-            f"{check_data_available(name, root) or 'see torchvision docs'}"
+            f"could not load {name} from {root}: {error}. When downloading, "
+            f"check the internet connection; otherwise "
+            f"{manual_install_text(name, root)}"
         ) from error
     return (
         _images_nchw(train.data),

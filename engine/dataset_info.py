@@ -65,7 +65,7 @@ TORCHVISION_FILES: dict[str, tuple[str, ...]] = {
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """The files of a data set are missing; the message says where and what to do."""
+    """Missing data set files; the message names the path searched and the fix."""
 
 
 def default_data_dir() -> Path:
@@ -108,7 +108,7 @@ def check_data_available(name: str, data_dir: str | Path | None = None) -> str |
             train/ and test/); None means `default_data_dir()`.
 
     Returns:
-        None when the data is there, else a message that says where it looked
+        None when the data is there, else a message that names where it looked
         and how to get the data.
     """
     if name not in DATASET_NAMES:
@@ -126,12 +126,19 @@ def check_data_available(name: str, data_dir: str | Path | None = None) -> str |
     missing = [rel for rel in TORCHVISION_FILES[name] if not (root / rel).is_file()]
     if not missing:
         return None
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return (
+        f"{name} not found in {root} (missing {missing[0]}{more}). "
+        f"Download it with --download (needs internet), or "
+        f"{manual_install_text(name, root)}"
+    )
+
+
+def manual_install_text(name: str, root: Path) -> str:
+    """Describe how to put the files of a torchvision data set in place by hand."""
     expected = ", ".join(TORCHVISION_FILES[name])
     return (
-        f"{name} not found in {root} (missing {missing[0]}"
-        f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}). "
-        f"Download it with --download (needs internet), or copy the files that "
-        f"torchvision downloads into that directory: {expected}. "
+        f"copy the files that torchvision downloads into {root}: {expected}. "
         f"Set another directory with --data-dir or ${DATA_DIR_ENV}."
     )
 

@@ -135,7 +135,7 @@ def decode_images(paths: Sequence[Path], workers: int | None = None) -> list[Ten
     chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
     workers = workers or os.cpu_count() or 1
     # NOTE: torchvision 0.29 deprecates its image decoders in favour of
-    # TorchCodec and warns on every call; they still work, so the warning is
+    # TorchCodec and warns on every call. They still work, so the warning is
     # silenced here until the project depends on TorchCodec.
     with warnings.catch_warnings():
         warnings.filterwarnings(

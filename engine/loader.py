@@ -1,9 +1,9 @@
 """A data loader that keeps the whole data set as one tensor on the device.
 
 Small image data sets (digits, MNIST, CIFAR-10) fit in device memory as uint8,
-so batches can be cut from one tensor with a permutation, and augmentation can
-run on whole batches on the device, with no worker processes and no per-image
-Python work.
+so batches can be cut from one tensor with a permutation. Augmentation runs on
+whole batches on the device, with no worker processes and no per-image Python
+work.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class FastLoader:
     horizontally with probability 0.5, all on the device in one gather.
 
     The order of an epoch depends only on (seed, epoch), so a resumed fit that
-    calls `set_epoch` sees the same batches as an uninterrupted one. Without
+    calls `set_epoch` gets the same batches as an uninterrupted one. Without
     `set_epoch`, each new iteration advances the epoch by one.
 
     Args:
@@ -113,7 +113,8 @@ class FastLoader:
             raise ValueError("mean and std must be given together")
 
         self.device = torch.device(device) if device is not None else x.device
-        self.dataset = TensorData(x.to(self.device), y.to(self.device, torch.int64))
+        x = x.to(self.device).contiguous()
+        self.dataset = TensorData(x, y.to(self.device, torch.int64))
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -180,30 +181,44 @@ class FastLoader:
         for index in range(len(self)):
             start = index * self.batch_size
             stop = min(start + self.batch_size, num_samples)
-            if order is None:
-                x, y = x_all[start:stop], y_all[start:stop]
-            else:
+            if order is not None:
                 batch_index = order[start:stop]
-                x, y = x_all[batch_index], y_all[batch_index]
+            elif aug_generator is not None:
+                batch_index = torch.arange(start, stop, device=self.device)
+            else:
+                batch_index = None
+
             if aug_generator is not None:
-                x = self._crop_and_flip(x, aug_generator)
+                x = self._crop_and_flip(batch_index, aug_generator)
+                y = y_all[batch_index]
+            elif batch_index is not None:
+                x, y = x_all[batch_index], y_all[batch_index]
+            else:
+                x, y = x_all[start:stop], y_all[start:stop]
             yield self._normalise(x), y
 
     def _normalise(self, x: Tensor) -> Tensor:
-        return torch.addcmul(self._shift, x.float(), self._scale)
+        return x.float().mul_(self._scale).add_(self._shift)
 
-    def _crop_and_flip(self, x: Tensor, generator: Tensor | torch.Generator) -> Tensor:
-        """Randomly crop each padded image back to (H, W) and flip half of them."""
-        batch, _, height, width = x.shape
+    def _crop_and_flip(self, batch_index: Tensor, generator: torch.Generator) -> Tensor:
+        """Gather randomly shifted, maybe mirrored windows of the chosen images.
+
+        A window shifted by up to `crop_padding` pixels equals a crop of the
+        zero-padded image. Pixels that fall outside the image are masked to
+        zero, so no padded copy of the batch is made, and one `take` reads
+        the whole batch straight from the stored data.
+        """
+        x_all = self.dataset.x
+        _, channels, height, width = x_all.shape
+        batch = batch_index.shape[0]
         pad = self.crop_padding
-        device = x.device
-        if pad > 0:
-            x = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        device = x_all.device
+
         top = torch.randint(
-            0, 2 * pad + 1, (batch, 1), generator=generator, device=device
+            -pad, pad + 1, (batch, 1), generator=generator, device=device
         )
         left = torch.randint(
-            0, 2 * pad + 1, (batch, 1), generator=generator, device=device
+            -pad, pad + 1, (batch, 1), generator=generator, device=device
         )
         rows = top + torch.arange(height, device=device)
         columns = torch.arange(width, device=device).expand(batch, width)
@@ -211,16 +226,20 @@ class FastLoader:
             flipped = torch.rand(batch, 1, generator=generator, device=device) < 0.5
             columns = torch.where(flipped, width - 1 - columns, columns)
         columns = columns + left
+        inside = ((rows >= 0) & (rows < height)).view(batch, 1, height, 1) & (
+            (columns >= 0) & (columns < width)
+        ).view(batch, 1, 1, width)
 
-        # One gather picks pixel (rows[b, i], columns[b, j]) of every channel.
-        batch_index = torch.arange(batch, device=device).view(batch, 1, 1, 1)
-        channel_index = torch.arange(x.shape[1], device=device).view(1, -1, 1, 1)
-        return x[
-            batch_index,
-            channel_index,
-            rows.view(batch, 1, height, 1),
-            columns.view(batch, 1, 1, width),
-        ]
+        # Flat index of pixel (sample, channel, row, column) in the stored data.
+        sample_offset = batch_index.view(batch, 1, 1, 1) * (channels * height * width)
+        channel_offset = torch.arange(channels, device=device).view(1, -1, 1, 1)
+        flat = (
+            sample_offset
+            + channel_offset * (height * width)
+            + rows.clamp(0, height - 1).view(batch, 1, height, 1) * width
+            + columns.clamp(0, width - 1).view(batch, 1, 1, width)
+        )
+        return x_all.reshape(-1).take(flat) * inside
 
     def __repr__(self) -> str:
         return (

@@ -27,7 +27,7 @@ class HyperParam:
     """One hyper-parameter of an optimizer and the range it accepts.
 
     `minimum` and `maximum` are None when that side is unbounded;
-    `min_inclusive` and `max_inclusive` say whether the bound itself is allowed.
+    `min_inclusive` and `max_inclusive` tell whether the bound itself is valid.
     """
 
     name: str

@@ -43,7 +43,7 @@ ParamsArg = Iterable[tuple[Tensor, Tensor]] | Iterable[Tensor]
 
 
 class Optimizer:
-    """Base class: holds the parameters, their gradients and per-parameter state.
+    """Base class that stores the parameters, their gradients and per-parameter state.
 
     Subclasses set `hyper_names` and implement `_update`.
 

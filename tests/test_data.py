@@ -286,3 +286,17 @@ def test_image_folder_unknown_test_class_raises(tmp_path):
 
 def test_dataset_names_match_shapes():
     assert set(DATASET_SHAPES) == set(DATASET_NAMES) - {"imagefolder"}
+
+
+def test_corrupt_cifar10_files_raise_not_found(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in (
+        "batches.meta",
+        "test_batch",
+        *(f"data_batch_{i}" for i in range(1, 6)),
+    ):
+        (folder / name).write_bytes(b"not a pickle")
+    assert check_data_available("cifar10", tmp_path) is None
+    with pytest.raises(DatasetNotFoundError, match="could not load cifar10"):
+        load_dataset("cifar10", data_dir=tmp_path)
