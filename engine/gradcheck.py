@@ -89,7 +89,8 @@ def compare_block_to_torch(
     gradient drawn from ``seed``, then the same computation under autograd
     with torch's RNG re-seeded to ``seed``, so that dropout masks agree. The
     block's gradient tensors are restored afterwards, and torch's global RNG
-    state is left as it was.
+    state is left as it was. As in any forward, the block's parameters move
+    to ``x``'s device and dtype, and they stay there.
 
     Args:
         block: Any block, including ``Sequential`` and ``MLP``.
