@@ -25,7 +25,7 @@ from torch import nn
 from engine.data import load_dataset
 from engine.loader import make_loaders
 from engine.optimizers import make_optimizer
-from engine.training import TorchTrainer
+from engine.training import BatchResult, TorchTrainer
 
 
 def build(kind: str, seed: int, device: torch.device) -> tuple[nn.Module, object]:
@@ -81,6 +81,26 @@ def trainer_fit(model, optimizer, dl_train, dl_test, epochs: int) -> float:
     trainer = TorchTrainer(model, nn.CrossEntropyLoss(), optimizer)
     result = trainer.fit(dl_train, dl_test, epochs, print_every=0)
     return result.test_acc[-1]
+
+
+class NoOpTrainer(TorchTrainer):
+    """A trainer whose batches do no work, to time the fit loop alone."""
+
+    def train_batch(self, batch) -> BatchResult:
+        return BatchResult(0.5, 1, 64)
+
+    test_batch = train_batch
+
+
+def loop_alone_us(num_batches: int = 20_000) -> float:
+    """Return the trainer's per-batch cost with batches that do no work."""
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = NoOpTrainer(model, nn.CrossEntropyLoss(), optimizer)
+    batches = [(torch.zeros(64, 2), torch.zeros(64, dtype=torch.int64))] * num_batches
+    start = time.process_time()
+    trainer.fit(batches, batches[:1], 1, print_every=0)
+    return (time.process_time() - start) / (num_batches + 1) * 1e6
 
 
 def timed(function, device: torch.device, *args) -> tuple[float, float]:
@@ -155,6 +175,7 @@ def main() -> None:
     print(f"overhead per batch (fastest runs): {per_batch_us:.1f} us")
     print(f"ratio of fastest runs trainer/loop: {trainer_s / loop_s:.3f}")
     print(f"median of paired ratios: {statistics.median(ratios):.3f} (target <= 1.03)")
+    print(f"fit loop alone, with no-op batches: {loop_alone_us():.1f} us per batch")
 
 
 if __name__ == "__main__":
