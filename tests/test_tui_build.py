@@ -251,10 +251,12 @@ async def test_build_save_load_round_trip(app, tmp_path):
 
 async def test_build_load_errors_are_notifications(app, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "layers.json").write_text('{"layers": [1]}')
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         before = app.spec
-        for name in ("bad.json", "missing.json"):
+        for name in ("bad.json", "missing.json", "list.json", "layers.json"):
             await pilot.press("ctrl+o")
             await replace_text(pilot, name)
             await pilot.press("enter")
@@ -263,3 +265,23 @@ async def test_build_load_errors_are_notifications(app, tmp_path):
             assert any(name in message for message in messages)
             assert app.spec == before
         assert app.is_running
+
+
+async def test_build_loads_invalid_stack_as_draft(app, tmp_path):
+    spec = specs.default_spec()
+    spec["layers"].append({"type": "bogus"})
+    (tmp_path / "stack.json").write_text(json.dumps(spec))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+o", "enter")
+        await pilot.pause()
+        assert app.spec["layers"][-1] == {"type": "bogus"}
+        assert app.query_one(BuildView).bad_row == 3
+        assert "unknown layer type" in static_text(app, "#build-error")
+        # The unknown layer cannot be edited, only deleted.
+        await pilot.press("down", "down", "down", "e")
+        await pilot.pause()
+        assert not isinstance(app.screen, LayerFormDialog)
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.query_one(BuildView).bad_row is None

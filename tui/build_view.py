@@ -78,6 +78,26 @@ def describe_input(spec: dict[str, Any], summary: Any) -> str:
     return text
 
 
+def editing_problem(spec: Any) -> str | None:
+    """Check that the Build tab can show and edit ``spec``.
+
+    Any other problem of a spec is left to the summary, which shows it.
+
+    Returns:
+        Why the spec cannot be edited (it is no JSON object, or its layers
+        are no list of objects), or None when it can.
+    """
+    if not isinstance(spec, dict):
+        return f"a stack must be a JSON object, got {type(spec).__name__}"
+    layers = spec.get("layers", [])
+    if not isinstance(layers, list):
+        return f"layers must be a list, got {type(layers).__name__}"
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            return f"layers[{index}] must be a JSON object, got {layer!r}"
+    return None
+
+
 class BuildView(Vertical):
     """Editor of the app's layer stack with its live summary."""
 
@@ -366,6 +386,11 @@ class BuildView(Vertical):
             except (OSError, ValueError, TypeError, KeyError) as error:
                 self.notify(f"Could not load {path}: {error}", severity="error")
                 self.log.error(f"load_spec({path!r}) failed: {error!r}")
+                return
+            problem = editing_problem(spec)
+            if problem is not None:
+                self.notify(f"Could not load {path}: {problem}", severity="error")
+                self.log.error(f"load_spec({path!r}) gave an uneditable spec")
                 return
             self.last_path = path
             self._set_spec(spec, cursor=0)
