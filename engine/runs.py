@@ -244,6 +244,8 @@ def process_is_alive(info: dict[str, Any]) -> bool | None:
         return None
     host = info.get("host")
     if host and host != hostname():
+        # NOTE: a run started on another host (a shared run store) keeps its
+        # stored status, since its process cannot be checked from here.
         return None
     recorded_boot = info.get("boot_id")
     if recorded_boot and boot_id() not in (None, recorded_boot):

@@ -413,8 +413,9 @@ def start_detached(
 
     The child is a fresh interpreter (``python -m engine.worker``) in its own
     session, with stdin from /dev/null and stdout and stderr appended to the
-    run's worker.log. The run reads "queued" until the child marks it
-    running; if the child dies before that, the run reads "interrupted".
+    run's worker.log. It inherits the environment and working directory.
+    The run reads "queued" until the child marks it running, and
+    "interrupted" if the child dies before that.
 
     Args:
         store_root: the run-store root.
@@ -462,7 +463,6 @@ def start_detached(
             start_new_session=True,
             close_fds=True,
             env=env,
-            cwd=str(store.root),
         )
     identity = current_process_identity()
     identity.update(pid=process.pid, process_start=process_start_time(process.pid))

@@ -254,6 +254,63 @@ def test_train_foreground_creates_run(store):
     assert "stop reason: completed" in done.stdout
 
 
+def test_train_foreground_sigint_stops_run(store):
+    command = [sys.executable, "-m", "engine.cli", "--runs-dir", str(store.root)]
+    command += ["train", "--epochs", "100000", "--progress", "plain"]
+    process = subprocess.Popen(
+        command,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        while line and not line.startswith("epoch 1/"):
+            line = process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=WAIT_SECONDS)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, stderr
+    assert "stop reason: stopped" in stdout
+    (summary,) = store.list()
+    assert summary.status == "stopped"
+    assert store.get(summary.id).last_checkpoint_path.is_file()
+
+
+def test_train_spec_file_trains_that_model(store, tmp_path):
+    from engine.spec import save_spec
+
+    spec = preset_mlp("digits", hidden=(16,), backend="torch")
+    save_spec(tmp_path / "model.json", spec)
+    done = layerlab(
+        "train",
+        "--spec",
+        str(tmp_path / "model.json"),
+        "--optimizer",
+        "torch-adam",
+        "--epochs",
+        "1",
+        "--max-batches",
+        "2",
+        root=store.root,
+    )
+    assert done.returncode == 0, done.stderr
+    (run,) = store.runs()
+    assert run.status == "finished"
+    assert run.config["spec"]["backend"] == "torch"
+    assert run.config["spec"]["layers"] == spec["layers"]
+
+
+def test_train_missing_spec_file_is_an_error(store, tmp_path):
+    done = layerlab("train", "--spec", str(tmp_path / "absent.json"), root=store.root)
+    assert done.returncode == 1
+    assert "absent.json" in done.stderr
+    assert store.list() == []
+
+
 def test_train_detach_rejects_checkpoints(store, tmp_path):
     done = layerlab(
         "train", "--detach", "--checkpoints", str(tmp_path / "c"), root=store.root

@@ -1,4 +1,4 @@
-"""``layerlab train``: train a block MLP, in the foreground or detached.
+"""``layerlab train``: train a block MLP or a spec file, foreground or detached.
 
 Example::
 
@@ -18,6 +18,7 @@ one interrupts at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -87,12 +88,13 @@ def register(subparsers: Any) -> None:
     """Add the ``train`` subcommand."""
     parser = subparsers.add_parser(
         "train",
-        help="train a block MLP on a data set, in the foreground or detached",
+        help="train a model on a data set, in the foreground or detached",
         description=(
-            "Train an MLP built from engine.blocks on a data set as a run in "
-            "the run store, printing a progress bar on a terminal (one line "
-            "per epoch otherwise) and the final result. Ctrl-C stops after the "
-            "current batch. --detach trains in a background process instead."
+            "Train an MLP built from engine.blocks (or the layer stack of "
+            "--spec) on a data set as a run in the run store, printing a "
+            "progress bar on a terminal (one line per epoch otherwise) and the "
+            "final result. Ctrl-C stops after the current batch. --detach "
+            "trains in a background process instead."
         ),
         formatter_class=_HelpFormatter,
     )
@@ -148,7 +150,18 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
+    group = parser.add_argument_group(
+        "model",
+        "A block MLP from the options below, or the layer stack of --spec.",
+    )
+    group.add_argument(
+        "--spec",
+        default=None,
+        metavar="FILE",
+        help="train the layer stack in this JSON spec file (as saved by the "
+        "Build view) instead of an MLP; --hidden, --activation, --dropout and "
+        "--wstd are then ignored",
+    )
     group.add_argument(
         "--hidden",
         type=_positive_int,
@@ -290,6 +303,11 @@ def optimizer_hyper(args: argparse.Namespace) -> dict[str, float]:
     return hyper
 
 
+def _absolute(path: str | None) -> str | None:
+    # Stored absolute, so that resuming from another directory finds it.
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Turn parsed ``train`` options into a run config.
 
@@ -299,21 +317,24 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     Returns:
         A run config with "spec", "dataset", "optimizer" and "training".
     """
-    from engine.spec import preset_mlp
+    from engine.spec import load_spec, preset_mlp
 
-    spec = preset_mlp(
-        input=args.dataset,
-        hidden=list(args.hidden),
-        activation=args.activation,
-        dropout=args.dropout,
-        wstd=args.wstd,
-        backend="blocks",
-    )
+    if getattr(args, "spec", None):
+        spec = load_spec(args.spec)
+    else:
+        spec = preset_mlp(
+            input=args.dataset,
+            hidden=list(args.hidden),
+            activation=args.activation,
+            dropout=args.dropout,
+            wstd=args.wstd,
+            backend="blocks",
+        )
     return {
         "spec": spec,
         "dataset": {
             "name": args.dataset,
-            "data_dir": getattr(args, "data_dir", None),
+            "data_dir": _absolute(getattr(args, "data_dir", None)),
             "download": args.download,
             "augment": args.augment,
             "train_size": args.train_size,
@@ -361,7 +382,13 @@ def run_train(args: argparse.Namespace) -> int:
     problem = _check_args(args)
     if problem is not None:
         args.train_parser.error(problem)
-    config = config_from_args(args)
+    from engine.spec import SpecFileError
+
+    try:
+        config = config_from_args(args)
+    except (OSError, SpecFileError) as error:
+        print(f"layerlab train: error: {error}", file=sys.stderr)
+        return 1
     if args.checkpoints is not None:
         return _train_outside_store(args, config)
 
