@@ -280,8 +280,9 @@ def _prepare(run: Run, resume: bool) -> None:
     previous: dict[str, Any] = {}
 
     def check(info: dict[str, Any]) -> None:
-        # A queued run's worker is this process or the one that started it.
-        if info.get("status") != "queued":
+        # start_detached records its child's pid in a queued run; that child
+        # is this process, and any other live pid is another worker.
+        if info.get("status") != "queued" or info.get("pid") != os.getpid():
             check_startable(info, resume)
         previous.update(info)
 
