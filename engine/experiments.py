@@ -155,10 +155,9 @@ def run_experiment(
         model_type: "cnn" (``ConvClassifier``), "resnet"
             (``ResNetClassifier``) or "ycn" (``YourCodeNet``).
         dataset: a name of ``engine.data.DATASET_NAMES``.
-        **kw: the run options of ``RUN_OPTIONS`` (optimizer, hyper,
-            schedule, augment, train_size, data_dir, download, runs_dir,
-            record_run, print_every); the remaining keywords go to the
-            model's constructor (for example ``batchnorm=True``).
+        **kw: the run options named in ``RUN_OPTIONS``, such as
+            ``optimizer`` or ``schedule``. Every other keyword goes to the
+            model's constructor, for example ``batchnorm=True``.
 
     Returns:
         The ``FitResult`` of the fit.
@@ -600,44 +599,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one experiment configuration",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run.add_argument(
+    _add_course_arguments(run)
+    _add_layerlab_arguments(run)
+    return parser
+
+
+def _add_course_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of the course's ``run-exp`` command."""
+    parser.add_argument(
         "-n", "--run-name", required=True, help="prefix of the results file"
     )
-    run.add_argument(
+    parser.add_argument(
         "-o", "--out-dir", default="saved_runs", help="directory of the results file"
     )
-    run.add_argument(
+    parser.add_argument(
         "-s", "--seed", type=int, default=None, help="random seed; random when omitted"
     )
-    run.add_argument(
+    parser.add_argument(
         "-d",
         "--device",
         default=None,
         help="cpu, cuda or cuda:N; CUDA when available if omitted",
     )
-    run.add_argument("--bs-train", type=int, default=128, help="training batch size")
-    run.add_argument(
+    parser.add_argument("--bs-train", type=int, default=128, help="training batch size")
+    parser.add_argument(
         "--bs-test",
         type=int,
         default=None,
         help="test batch size; bs-train // 4 if omitted",
     )
-    run.add_argument(
+    parser.add_argument(
         "--batches", type=int, default=100, help="batches per epoch; 0 for whole epochs"
     )
-    run.add_argument("--epochs", type=int, default=100, help="maximum number of epochs")
-    run.add_argument(
+    parser.add_argument(
+        "--epochs", type=int, default=100, help="maximum number of epochs"
+    )
+    parser.add_argument(
         "--early-stopping",
         type=int,
         default=3,
         help="epochs without a lower test loss before stopping; 0 never stops",
     )
-    run.add_argument("--checkpoints", default=None, help="checkpoint file path")
-    run.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    run.add_argument(
+    parser.add_argument("--checkpoints", default=None, help="checkpoint file path")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    parser.add_argument(
         "--reg", type=float, default=1e-3, help="L2 regularisation (weight decay)"
     )
-    run.add_argument(
+    parser.add_argument(
         "-K",
         "--filters-per-layer",
         type=int,
@@ -645,17 +653,17 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="channels of each block",
     )
-    run.add_argument(
+    parser.add_argument(
         "-L",
         "--layers-per-block",
         type=int,
         required=True,
         help="convolutions per entry of K",
     )
-    run.add_argument(
+    parser.add_argument(
         "-P", "--pool-every", type=int, required=True, help="convolutions between pools"
     )
-    run.add_argument(
+    parser.add_argument(
         "-H",
         "--hidden-dims",
         type=int,
@@ -663,11 +671,15 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="hidden layer widths of the classifier",
     )
-    run.add_argument(
+    parser.add_argument(
         "-M", "--model-type", choices=MODEL_TYPES, default="cnn", help="model type"
     )
-    run.add_argument("--dataset", default="cifar10", help="data set name")
-    run.add_argument(
+
+
+def _add_layerlab_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags beyond the course's: data set, optimizer and model options."""
+    parser.add_argument("--dataset", default="cifar10", help="data set name")
+    parser.add_argument(
         "--data-dir",
         default=None,
         help=(
@@ -675,38 +687,37 @@ def build_parser() -> argparse.ArgumentParser:
             "~/.pytorch-datasets, if omitted"
         ),
     )
-    run.add_argument(
+    parser.add_argument(
         "--optimizer", default=RUN_OPTIONS["optimizer"], help="optimizer name"
     )
-    run.add_argument(
+    parser.add_argument(
         "--schedule",
         choices=SCHEDULES,
         default="constant",
         help="learning rate schedule",
     )
-    run.add_argument(
+    parser.add_argument(
         "--augment",
         action="store_true",
         help="random crop and flip of the training images",
     )
-    run.add_argument(
+    parser.add_argument(
         "--train-size",
         type=int,
         default=None,
         help="keep only this many training samples",
     )
-    run.add_argument(
+    parser.add_argument(
         "--batchnorm",
         action="store_true",
         help="batch norm in residual blocks (resnet)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--dropout",
         type=float,
         default=None,
         help="dropout probability (resnet and ycn)",
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ def scheduled_lr(schedule: str, peak: float, step: int, total_steps: int) -> flo
 
     "onecycle" rises linearly from ``peak / 25`` to ``peak`` over the first
     30% of the steps, then follows a cosine down to ``peak / 25e4``, as
-    ``torch.optim.lr_scheduler.OneCycleLR`` does with its defaults except
+    ``torch.optim.lr_scheduler.OneCycleLR`` of torch 2.14 does with its defaults except
     that its warm-up is a cosine. "cosine" falls from ``peak`` to 0 along a
     half cosine. "constant" returns ``peak``.
 
