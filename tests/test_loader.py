@@ -167,6 +167,25 @@ def test_augmentation_reproducible_per_epoch():
     assert torch.equal(first, second)
 
 
+def test_float_images_are_not_rescaled():
+    x = torch.rand(20, 3, 8, 8)
+    y = torch.zeros(20, dtype=torch.int64)
+    batch_x, _ = next(iter(FastLoader(x, y, batch_size=20)))
+    augmented, _ = next(iter(FastLoader(x, y, batch_size=20, augment=True)))
+    assert torch.equal(batch_x, x)
+    assert augmented.dtype == torch.float32
+    assert augmented.shape == x.shape
+
+
+def test_channels_last_input_augments_like_contiguous():
+    x, y = image_tensors(size=16)
+    strided = x.to(memory_format=torch.channels_last)
+    first = FastLoader(x, y, batch_size=25, augment=True, seed=5)
+    second = FastLoader(strided, y, batch_size=25, augment=True, seed=5)
+    for (a, _), (b, _) in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
