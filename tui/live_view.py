@@ -20,12 +20,24 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from engine.runs import ACTIVE_STATUSES, RESUMABLE_STATUSES, RunNotFoundError
-from tui.plots import MIN_REDRAW_INTERVAL, RedrawLimiter, Series, draw_series
+from tui.plots import (
+    MIN_REDRAW_INTERVAL,
+    RedrawLimiter,
+    Series,
+    decimate,
+    draw_series,
+)
 from tui.run_monitor import FAILED_STATUSES, RunMonitor, format_duration
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = MIN_REDRAW_INTERVAL
+
+# Seconds between redraws of the loss plot for new batches alone; epoch ends
+# and status changes redraw both plots after at most MIN_REDRAW_INTERVAL.
+# Every redraw rebuilds a plot from its series, which costs the UI process
+# CPU that the worker would otherwise use.
+BATCH_REDRAW_INTERVAL = 1.0
 
 STATUS_STYLES = {
     "queued": "yellow",
@@ -77,6 +89,10 @@ class LiveView(Horizontal):
         self.shown_id: str | None = None
         """Id of the run shown on the right, or None."""
         self.limiter = RedrawLimiter()
+        """Gate of full redraws, after epoch and status records."""
+        self.batch_limiter = RedrawLimiter(BATCH_REDRAW_INTERVAL)
+        """Gate of loss-plot redraws after batch records alone."""
+        self._shown_text: dict[str, object] = {}
         self.drawn: dict[str, list[Series]] = {}
         """Plot id -> the series it was last drawn from (before decimation)."""
         self._logged: dict[str, int] = {}
@@ -177,9 +193,19 @@ class LiveView(Horizontal):
         for monitor in list(self.monitors.values()):
             if monitor.active:
                 self._poll(monitor)
+        if self.shown is None or not self._visible():
+            return
+        self._update_text()
+        self._draw_if_due()
+
+    def _visible(self) -> bool:
+        return all(node.display for node in self.ancestors_with_self)
+
+    def on_show(self) -> None:
         if self.shown is not None:
             self._update_text()
-        self._draw_if_due()
+            self.limiter.force()
+            self._draw_if_due()
 
     def _poll(self, monitor: RunMonitor) -> None:
         try:
@@ -196,8 +222,11 @@ class LiveView(Horizontal):
             )
             self._status_changed(monitor)
             return
-        if records and monitor.run_id == self.shown_id:
-            self.limiter.mark_dirty()
+        if monitor.run_id == self.shown_id:
+            if any(record.get("kind") != "batch" for record in records):
+                self.limiter.mark_dirty()
+            elif records:
+                self.batch_limiter.mark_dirty()
         if changed is not None:
             self._status_changed(monitor)
         self._write_new_log_lines(monitor)
@@ -248,14 +277,24 @@ class LiveView(Horizontal):
         title.append(f"  device {device}")
         if history.memory:
             title.append(f"  mem {history.memory}")
-        self.query_one("#live-title", Static).update(title)
+        self._set_static("live-title", title)
+        self._set_static("live-stats", Text(self._stats_text(monitor)))
+        # Rounded to 0.5 % steps, so a bar repaints only when it visibly moves.
+        self._set_bar("epoch-bar", round(history.epoch_fraction() * 200) / 200)
+        self._set_bar("fit-bar", round(history.fit_fraction() * 200) / 200)
 
-        epoch_bar = self.query_one("#epoch-bar", ProgressBar)
-        epoch_bar.update(total=1, progress=history.epoch_fraction())
-        self.query_one("#fit-bar", ProgressBar).update(
-            total=1, progress=history.fit_fraction()
-        )
-        self.query_one("#live-stats", Static).update(self._stats_text(monitor))
+    def _set_static(self, widget_id: str, text: Text) -> None:
+        if self._shown_text.get(widget_id) == text.plain:
+            return
+        self._shown_text[widget_id] = text.plain
+        # Both lines have a fixed height of 1, so no layout pass is needed.
+        self.query_one(f"#{widget_id}", Static).update(text, layout=False)
+
+    def _set_bar(self, widget_id: str, progress: float) -> None:
+        if self._shown_text.get(widget_id) == progress:
+            return
+        self._shown_text[widget_id] = progress
+        self.query_one(f"#{widget_id}", ProgressBar).update(total=1, progress=progress)
 
     def _stats_text(self, monitor: RunMonitor) -> str:
         history = monitor.history
@@ -280,26 +319,48 @@ class LiveView(Horizontal):
 
     def _draw_if_due(self) -> None:
         monitor = self.shown
-        if monitor is None or not self.limiter.should_draw():
+        if monitor is None:
             return
+        if self.limiter.should_draw():
+            self._draw_loss(monitor)
+            self._draw_accuracy(monitor)
+            # A full redraw includes the newest batches.
+            self.batch_limiter.force()
+            self.batch_limiter.should_draw()
+        elif self.batch_limiter.should_draw():
+            self._draw_loss(monitor)
+
+    def _draw_loss(self, monitor: RunMonitor) -> None:
         history = monitor.history
         epochs = [float(e) for e in history.epochs]
+        # The batch series can grow to many thousands of points, so only a
+        # decimated copy is kept; draw_series cuts it to the plot width.
+        batch_x, batch_loss = decimate(history.batch_x, history.batch_loss, 2000)
         self.drawn["loss-plot"] = [
-            Series("batch", list(history.batch_x), list(history.batch_loss), "gray"),
+            Series("batch", batch_x, batch_loss, "gray"),
             Series("train", epochs, list(history.train_loss), "cyan"),
             Series("test", epochs, list(history.test_loss), "orange"),
         ]
+        draw_series(
+            self.query_one("#loss-plot", PlotextPlot),
+            self.drawn["loss-plot"],
+            title="loss",
+            xlabel="epoch",
+        )
+
+    def _draw_accuracy(self, monitor: RunMonitor) -> None:
+        history = monitor.history
+        epochs = [float(e) for e in history.epochs]
         self.drawn["acc-plot"] = [
             Series("train", epochs, list(history.train_acc), "cyan"),
             Series("test", epochs, list(history.test_acc), "orange"),
         ]
-        for plot_id, title in (("loss-plot", "loss"), ("acc-plot", "accuracy %")):
-            draw_series(
-                self.query_one(f"#{plot_id}", PlotextPlot),
-                self.drawn[plot_id],
-                title=title,
-                xlabel="epoch",
-            )
+        draw_series(
+            self.query_one("#acc-plot", PlotextPlot),
+            self.drawn["acc-plot"],
+            title="accuracy %",
+            xlabel="epoch",
+        )
 
     # --- actions ---------------------------------------------------------
 

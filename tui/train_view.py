@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from engine.dataset_info import (
@@ -211,8 +213,10 @@ class TrainView(VerticalScroll):
         """Field id -> error message of every field that is invalid now."""
         self._optimizer = DEFAULT_OPTIMIZER
         self._hyper_text: dict[str, str] = {}
+        self.ready = False
+        """True once the form's fields are mounted."""
 
-    def compose(self) -> ComposeResult:
+    def _form(self) -> Iterator[Widget]:
         yield FormField(
             "Data set",
             Select(
@@ -251,8 +255,7 @@ class TrainView(VerticalScroll):
             ),
             "optimizer",
         )
-        with Vertical(id="optimizer-fields"):
-            yield from self._hyper_rows(DEFAULT_OPTIMIZER)
+        yield Vertical(*self._hyper_rows(DEFAULT_OPTIMIZER), id="optimizer-fields")
         for field_id, (label, default, _, hint) in FIT_FIELDS.items():
             yield FormField(
                 label,
@@ -265,9 +268,11 @@ class TrainView(VerticalScroll):
             "name",
         )
         yield Static("", id="spec-status")
-        with Horizontal(id="start-row"):
-            yield Checkbox("Download if missing", compact=True, id="download")
-            yield Button("Start (s)", variant="success", compact=True, id="start")
+        yield Horizontal(
+            Checkbox("Download if missing", compact=True, id="download"),
+            Button("Start (s)", variant="success", compact=True, id="start"),
+            id="start-row",
+        )
 
     def _hyper_rows(self, optimizer: str) -> list[FormField]:
         rows = []
@@ -287,6 +292,15 @@ class TrainView(VerticalScroll):
         return rows
 
     def on_mount(self) -> None:
+        # The form is mounted after the app's first frame: its ~80 widgets
+        # would otherwise delay that frame, and this tab is not shown first.
+        self.call_after_refresh(self._mount_form)
+
+    async def _mount_form(self) -> None:
+        await self.mount_all(self._form())
+        if not self.query("#dataset"):
+            return  # The app closed while the form was being mounted.
+        self.ready = True
         self.watch(self.app, "spec", self._on_spec_changed, init=False)
         self.validate_all()
         self._find_devices()
@@ -507,6 +521,9 @@ class TrainView(VerticalScroll):
 
     def action_start(self) -> None:
         """Start a run from the form, or say why it cannot start."""
+        if not self.ready:
+            self.notify("The Train form is still loading; try again.")
+            return
         errors = self.validate_all()
         if errors:
             key, message = next(iter(errors.items()))
