@@ -5,7 +5,7 @@ Adam) for the same epochs, each with a test pass per epoch and one
 ``.item()`` for the loss and one for the correct count per batch. Runs
 alternate (trainer, loop, loop, trainer, ...) so drift on a shared machine
 hits both sides alike. On CPU the times are this process's CPU time, which
-leaves out waiting for a core on a loaded machine; on CUDA they are wall
+leaves out waiting for a core on a loaded machine. On CUDA they are wall
 time. The printed ratios are trainer time over loop time: the median of the
 per-round ratios, and the ratio of the fastest runs.
 
@@ -107,7 +107,7 @@ def timed(function, device: torch.device, *args) -> tuple[float, float]:
     """Run `function` and return (CPU seconds, wall seconds) of this process.
 
     CPU time leaves out the time spent waiting for a core, so it stays
-    usable on a loaded machine; on CUDA, wall time is what counts.
+    usable on a loaded machine. On CUDA, wall time is what counts.
     """
     if device.type == "cuda":
         torch.cuda.synchronize()

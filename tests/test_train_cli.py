@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -169,7 +170,8 @@ def test_train_sigint_stops_after_batch_with_checkpoint(tmp_path):
     finally:
         process.kill()
     assert process.returncode == 0, stderr
-    assert "stop reason: stopped (stopped at epoch" in stdout
+    # The signal lands either inside an epoch or between two epochs.
+    assert re.search(r"stop reason: stopped \(stopped (at|before) epoch \d+", stdout)
     last = load_checkpoint(tmp_path / "ckpt.last.pt")
     assert last["epoch"] >= 1
 

@@ -356,6 +356,22 @@ def test_block_resume_after_stop_matches_uninterrupted(digits, tmp_path, stop):
     assert comparable(resumed) == comparable(full)
 
 
+def test_resume_after_stop_between_epochs(digits, tmp_path):
+    class StopAfterEpoch(Callback):
+        def on_epoch_end(self, trainer, epoch, train_result, test_result):
+            if epoch == 2:
+                trainer.request_stop()
+
+    full = fit_digits_blocks(digits, tmp_path / "full", 4)
+    stopped = fit_digits_blocks(
+        digits, tmp_path / "cut", 4, callbacks=[StopAfterEpoch()]
+    )
+    assert stopped.message == "stopped before epoch 3"
+    assert stopped.num_epochs == 2
+    resumed = fit_digits_blocks(digits, tmp_path / "cut", 4, resume=True, seed=9)
+    assert comparable(resumed) == comparable(full)
+
+
 def test_resume_after_limited_run_matches_uninterrupted(digits, tmp_path):
     full = fit_digits_blocks(digits, tmp_path / "full", 4)
     first = fit_digits_blocks(digits, tmp_path / "cut", 2)

@@ -195,7 +195,7 @@ def _is_terminal(stream: TextIO) -> bool:
 class StopOnSignal(Callback):
     """Turn signals into `Trainer.request_stop` for the duration of a fit.
 
-    The first signal asks the trainer to stop after the current batch (with a
+    The first signal requests that the trainer stop after the current batch (with a
     checkpoint when checkpoints are on); a second one raises
     KeyboardInterrupt at once. The previous handlers come back when the fit
     ends. Handlers can only be installed from the main thread, so in another

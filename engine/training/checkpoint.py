@@ -87,7 +87,7 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        CheckpointError: If the file is not a torch file, holds objects other
+        CheckpointError: If the file is not a torch file, contains objects other
             than tensors and plain containers, or lacks the layerlab format
             marker.
     """
@@ -98,7 +98,7 @@ def load_checkpoint(
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
-            f"rejected checkpoint {path}: it holds objects other than tensors, "
+            f"rejected checkpoint {path}: it contains objects other than tensors, "
             f"numbers, strings, lists and dicts ({_first_line(error)})"
         ) from error
     except Exception as error:

@@ -33,7 +33,7 @@ class TorchTrainer(Trainer):
             False) never does.
 
     Raises:
-        ValueError: If amp or channels_last is not a known mode, or asks for
+        ValueError: If amp or channels_last is not a known mode, or requires
             CUDA on another device.
     """
 

@@ -268,13 +268,13 @@ class Trainer(abc.ABC):
         rng_now: dict[str, Any] | None = None,
         track_rng: bool = False,
     ) -> _Stage:
-        """Run one pass; stop early on request_stop or a non-finite loss.
+        """Run one pass, stopping early on request_stop or a non-finite loss.
 
-        A pass resumed from a checkpoint replays the generator states of the
-        interrupted pass: it restores the states from the pass's start, draws
-        (and drops) the batches already trained on, then restores the states
-        saved at the interruption, so the remaining batches and dropout masks
-        equal those of an uninterrupted pass.
+        A pass resumed from a checkpoint first restores the generator states
+        from the start of the interrupted pass and draws (and drops) the
+        batches already trained on. Then it restores the states saved at the
+        interruption. So the remaining batches and dropout masks equal those
+        of an uninterrupted pass.
         """
         self.stage = stage
         self.num_batches = _num_batches(loader, max_batches)
