@@ -311,13 +311,14 @@ def _read_json_object(path: Path) -> dict[str, Any]:
 
 
 def parse_metrics(
-    data: bytes, source: str = METRICS_FILE
+    data: bytes, source: str = METRICS_FILE, offset: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
     """Parse complete JSON lines from ``data``.
 
     Args:
         data: bytes read from a metrics file.
         source: a name for warnings.
+        offset: the position of ``data`` in the file, for warnings.
 
     Returns:
         The records and the number of bytes consumed. A last line without its
@@ -326,17 +327,21 @@ def parse_metrics(
     """
     end = data.rfind(b"\n") + 1
     records = []
-    for number, line in enumerate(data[:end].splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            records.append(record)
-        else:
-            log.warning("skipped invalid line %d in %s", number, source)
+    position = 0
+    while position < end:
+        line_end = data.index(b"\n", position)
+        line = data[position:line_end]
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                byte = offset + position
+                log.warning("skipped an invalid line at byte %d of %s", byte, source)
+        position = line_end + 1
     return records, end
 
 
@@ -590,7 +595,7 @@ class Run:
                 data = file.read()
         except FileNotFoundError:
             return [], offset
-        records, consumed = parse_metrics(data, str(self.metrics_path))
+        records, consumed = parse_metrics(data, str(self.metrics_path), offset)
         return records, offset + consumed
 
     def history(self) -> list[dict[str, Any]]:
