@@ -113,6 +113,7 @@ class RunRecorder:
                 "time": time.time(),
             }
         )
+        self.run.update(device=str(trainer.device))
         self._check_stop(trainer)
 
     def on_batch_end(

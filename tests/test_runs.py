@@ -422,6 +422,9 @@ def test_crafted_checkpoint_is_refused(store, tmp_path):
     with pytest.raises(CheckpointError, match="rejected checkpoint"):
         run.load_checkpoint(last=True)
     assert not marker.exists()
+    # The payload is live: a plain unpickling load runs it.
+    torch.load(run.last_checkpoint_path, weights_only=False)
+    assert marker.exists()
 
 
 def test_store_and_worker_import_without_torch():

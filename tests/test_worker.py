@@ -101,6 +101,7 @@ def test_foreground_run_records_everything(store):
     assert run.info["started"]
     assert run.info["ended"]
     assert run.info["versions"]["torch"]
+    assert run.info["device"] == "cpu"
     assert run.checkpoint_path.is_file()
     assert run.last_checkpoint_path.is_file()
     assert "started" in run.log_path.read_text()
