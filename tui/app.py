@@ -267,8 +267,9 @@ def run_app(
     Returns:
         The exit status.
     """
-    result = LayerlabApp(runs_dir=runs_dir, data_dir=data_dir).run()
-    return result if isinstance(result, int) else 0
+    app = LayerlabApp(runs_dir=runs_dir, data_dir=data_dir)
+    app.run()
+    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -138,7 +138,9 @@ class GradcheckView(Vertical):
     def _run_check(self, spec: dict[str, Any]) -> None:
         try:
             results = check_gradients(spec)
-        except (ValueError, TypeError, RuntimeError, specs.SpecError) as error:
+        except Exception as error:
+            # Any failure of the engine is shown in the tab: the app must stay
+            # up, so an unexpected error must not reach the worker machinery.
             self.log.error(f"gradient check failed: {error!r}")
             self.app.call_from_thread(
                 self._status, f"The gradient check failed: {error}", True
