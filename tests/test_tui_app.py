@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Input, TabbedContent
 
 from engine.runs import RunStore, boot_id, process_start_time
 from tui.app import PANES, LayerlabApp
 from tui.dialogs import QuitDialog
 from tui.help_screen import HelpScreen
+from tui.train_view import TrainView
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SIZES = [(80, 24), (160, 48)]
@@ -46,7 +47,25 @@ async def test_app_number_keys_switch_tabs(app, size):
             await pilot.pause()
             assert tabs.active == pane_id
         await pilot.press("1")
+        await pilot.pause()
         assert tabs.active == "build"
+        assert app.focused is app.query_one("#stack", DataTable)
+
+
+async def test_app_escape_leaves_text_field(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        field = app.query_one(TrainView).query(Input).first()
+        field.focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.focused, Input)
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "build"
 
 
 async def test_app_help_lists_every_binding(app):
