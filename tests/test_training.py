@@ -7,6 +7,7 @@ import math
 import os
 import pickle
 import re
+import signal
 import threading
 
 import pytest
@@ -24,6 +25,7 @@ from engine.training import (
     CheckpointError,
     FitResult,
     ProgressCallback,
+    StopOnSignal,
     TorchTrainer,
     checkpoint_paths,
     load_checkpoint,
@@ -476,6 +478,26 @@ def test_request_stop_from_another_thread(digits):
     assert result.stop_reason == "stopped"
     assert result.message == "stopped at epoch 1, train batch 3"
     assert not trainer.stop_requested
+
+
+def test_stop_on_signal_stops_after_batch(digits):
+    dl_train, dl_test = make_loaders(digits, batch_size=16, seed=0)
+    trainer = block_trainer(digits)
+    before = signal.getsignal(signal.SIGINT)
+
+    class SendInterrupt(Callback):
+        def on_batch_end(self, trainer, stage, epoch, batch, result):
+            if (stage, epoch, batch) == ("train", 1, 2):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    stopper = StopOnSignal()
+    result = trainer.fit(
+        dl_train, dl_test, 3, callbacks=[stopper, SendInterrupt()], print_every=0
+    )
+    assert result.stop_reason == "stopped"
+    assert stopper.received == signal.SIGINT
+    assert result.message.startswith("stopped at epoch 1, train batch ")
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_callbacks_hooks_run_in_order(digits):
