@@ -26,14 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
             "A terminal deep-learning lab. With no subcommand, open the "
             "interactive app; the subcommands below work without it."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--runs-dir",
         default=None,
         help=(
-            "directory of the run store (default: $"
-            f"{RUNS_DIR_ENV}, else ./saved_runs)"
+            f"directory of the run store (default: ${RUNS_DIR_ENV}, else ./saved_runs)"
         ),
     )
     parser.add_argument(
