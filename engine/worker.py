@@ -456,16 +456,27 @@ def start_detached(
     env["PYTHONPATH"] = os.pathsep.join(
         path for path in (project_root, env.get("PYTHONPATH")) if path
     )
-    with open(run.log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
+    try:
+        with open(run.log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                env=env,
+            )
+    except OSError as error:
+        reason = f"could not start the worker process: {error}"
+        log.error("run %s failed: %s", run.id, reason)
+        run.update(status="failed", reason=reason, ended=utc_now())
+        raise
+    # Reap the child when it exits, so that it does not linger as a zombie
+    # while this process runs on (the TUI starts many workers).
+    threading.Thread(
+        target=process.wait, name=f"reap-{process.pid}", daemon=True
+    ).start()
     identity = current_process_identity()
     identity.update(pid=process.pid, process_start=process_start_time(process.pid))
     # The child may already have marked itself running with its own identity.

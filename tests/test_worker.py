@@ -370,6 +370,16 @@ def test_sigkill_mid_epoch_lists_reads_and_resumes(store):
     assert epochs == list(range(1, 41))
 
 
+def test_start_detached_failure_marks_run_failed(store, tmp_path, monkeypatch):
+    run = store.create(digits_config())
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(FileNotFoundError):
+        start_detached(store.root, run.id)
+    run.reload()
+    assert run.status == "failed"
+    assert "could not start the worker process" in run.reason
+
+
 def test_request_stop_ignores_reused_pid(store):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
