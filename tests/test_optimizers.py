@@ -336,3 +336,20 @@ def test_registry_imports_without_torch():
     )
     completed = subprocess.run([sys.executable, "-c", code], check=False)
     assert completed.returncode == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["momentum", "rmsprop", "adam", "torch-adam"])
+def test_block_pairs_on_cuda_match_cpu(name):
+    results = []
+    for device in ("cpu", "cuda"):
+        x, y, w0 = regression_problem()
+        x, y, w = x.to(device), y.to(device), w0.to(device)
+        grad = torch.zeros_like(w)
+        optimizer = make_optimizer(name, [(w, grad)], learn_rate=0.02, reg=0.01)
+        for _ in range(NUM_STEPS):
+            optimizer.zero_grad()
+            grad.add_(loss_grad(w, x, y))
+            optimizer.step()
+        results.append(w.cpu())
+    assert torch.allclose(results[0], results[1], rtol=1e-8, atol=1e-10)
