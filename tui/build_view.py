@@ -108,8 +108,9 @@ class BuildView(Vertical):
         Binding("e", "edit_layer", "Edit"),
         Binding("shift+up,K", "move_layer(-1)", "Move up", key_display="K"),
         Binding("shift+down,J", "move_layer(1)", "Move down", key_display="J"),
-        Binding("b", "toggle_backend", "Backend"),
-        Binding("t", "next_input", "Input data"),
+        # The header line names these two keys, so the Footer leaves them out.
+        Binding("b", "toggle_backend", "Backend", show=False),
+        Binding("t", "next_input", "Input data", show=False),
         Binding("p", "preset", "Preset"),
         Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+o", "load", "Load"),
@@ -201,7 +202,7 @@ class BuildView(Vertical):
 
         backend = spec.get("backend", "?")
         self.query_one("#build-header", Static).update(
-            f"backend {backend} (b)   {describe_input(spec, summary)} (t)"
+            f"backend {backend} (b)   {describe_input(spec, summary)} (t)   keys: ?"
         )
         self._show_totals(summary)
         self._show_error(spec, error)
