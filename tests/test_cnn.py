@@ -400,3 +400,25 @@ def test_your_code_net_cifar_configuration_shape():
 def test_your_code_net_vanishing_map_raises():
     with pytest.raises(ValueError, match="shrinks"):
         YourCodeNet((1, 8, 8), 10, [4] * 4, 1, [])
+
+
+# --- training ----------------------------------------------------------------------
+
+
+def test_conv_classifier_overfits_fifty_digits():
+    from engine.data import load_dataset, make_loaders
+    from engine.optimizers import make_optimizer
+    from engine.training import TorchTrainer
+
+    torch.manual_seed(0)
+    data = load_dataset("digits", train_size=50)
+    dl_train, dl_test = make_loaders(data, 10, seed=0)
+    model = ConvClassifier(data.input_shape, 10, [16, 32], 2, [64])
+    optimizer = make_optimizer(
+        "torch-adam", model.parameters(), learn_rate=3e-3, reg=0.0
+    )
+    trainer = TorchTrainer(model, nn.CrossEntropyLoss(), optimizer, device="cpu")
+    result = trainer.fit(dl_train, dl_test, num_epochs=30, print_every=0)
+    assert len(data.y_train) == 50
+    assert result.num_epochs == 30
+    assert max(result.train_acc) >= 95.0
