@@ -15,7 +15,7 @@ from engine.worker import request_stop, start_detached, wait_until_done
 from tui.app import LayerlabApp
 from tui.live_view import LiveView
 from tui.plots import RedrawLimiter, decimate
-from tui.run_monitor import RunHistory
+from tui.run_monitor import RunHistory, format_bytes, format_duration
 
 
 def digits_config(epochs: int, max_batches: int | None = None, **dataset) -> dict:
@@ -84,25 +84,35 @@ async def test_stop_and_resume_run(store):
         await wait_until(pilot, lambda: live.shown.status == "stopped")
 
 
-async def test_reopened_app_shows_running_run(store):
-    run = store.create(digits_config(epochs=500, max_batches=2), name="going")
-    start_detached(store.root, run.id)
+async def test_reopened_app_shows_running_runs(store):
+    runs = [
+        store.create(digits_config(epochs=500, max_batches=2), name=name)
+        for name in ("first", "second")
+    ]
+    for run in runs:
+        start_detached(store.root, run.id)
     deadline = time.monotonic() + 90
-    while len(run.history()) < 3 and time.monotonic() < deadline:
+    while min(len(r.history()) for r in runs) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(run.history()) >= 3
+    assert min(len(r.history()) for r in runs) >= 3
 
     app = LayerlabApp(runs_dir=store.root)
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("3")
         live = app.query_one(LiveView)
-        await wait_until(pilot, lambda: live.shown_id == run.id)
+        await wait_until(pilot, lambda: len(live.monitors) == 2)
         await wait_until(pilot, lambda: "acc-plot" in live.drawn)
-
+        shown_first = live.shown_id
         drawn_epochs = live.drawn["acc-plot"][1].xs
         assert drawn_epochs[0] == 1.0
         assert len(drawn_epochs) >= 3
         assert live.shown.status == "running"
+
+        live.query_one("#live-runs").focus()
+        await pilot.press("up" if shown_first == runs[1].id else "down")
+        await wait_until(pilot, lambda: live.shown_id != shown_first)
+        assert {live.shown_id, shown_first} == {run.id for run in runs}
+        assert live.drawn["acc-plot"][1].xs[0] == 1.0
 
 
 async def test_failed_worker_shows_reason(store, tmp_path):
@@ -188,3 +198,28 @@ def test_history_progress_fractions():
     assert history.epoch_fraction() == 0.5
     assert history.fit_fraction() == pytest.approx(1.5 / 4)
     assert history.batch_x == [1.5]
+
+
+def test_history_missing_values_are_nan():
+    history = RunHistory()
+    history.add({"kind": "epoch", "epoch": 1, "test_loss": None, "test_acc": None})
+    history.add({"kind": "epoch", "epoch": 2, "test_loss": 0.5, "test_acc": 80.0})
+    assert history.best_test_acc == 80.0
+    assert history.test_loss[1] == 0.5
+
+
+def test_history_reads_memory_and_device():
+    history = RunHistory()
+    history.add({"kind": "status", "status": "running", "device": "cuda:0"})
+    history.add({"kind": "batch", "stage": "train", "cuda_memory": 3 * 2**30})
+    assert history.device == "cuda:0"
+    assert history.memory == "3.0 GiB"
+
+
+def test_format_helpers():
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(1536) == "1.5 KiB"
+    assert format_bytes(5 * 2**40) == "5120.0 GiB"
+    assert format_duration(None) == "-"
+    assert format_duration(75) == "1:15"
+    assert format_duration(3725) == "1:02:05"

@@ -2,9 +2,10 @@
 
 Every followed run has its own ``RunMonitor`` (metrics read so far, curves
 and log), listed on the left; the right side shows the selected one. A
-timer polls every followed run's metrics.jsonl four times a second, and
-each plot is redrawn at most once per tick, so a fast metrics stream costs
-the UI a bounded amount of work.
+timer polls every followed run's metrics.jsonl four times a second. The
+plots are redrawn at most once per tick after epoch and status records and
+at most once a second after batch records alone, so the UI's work stays
+bounded however fast the worker writes metrics.
 """
 
 from __future__ import annotations
@@ -153,7 +154,10 @@ class LiveView(Horizontal):
         except (RunNotFoundError, ValueError, OSError) as error:
             self.notify(str(error), title="Run not found", severity="error")
             return
-        if run.id not in self.monitors:
+        if run.id in self.monitors:
+            # The run may have been resumed elsewhere since it last ended.
+            self._poll(self.monitors[run.id])
+        else:
             self._add_monitor(run)
         self.show(run.id)
 

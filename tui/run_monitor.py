@@ -1,13 +1,15 @@
 """Follow a run's metrics.jsonl as the worker appends to it.
 
-``RunMonitor.poll`` reads only the bytes added since the last poll (through
-``Run.read_metrics(offset)``) and folds the records into a ``RunHistory``:
+``RunMonitor.update`` reads only the bytes added since the last call
+(through ``Run.read_metrics(offset)``) and folds the records into a
+``RunHistory``:
 the per-epoch curves, the train loss of every batch, the latest progress
 and a log of what happened. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -88,7 +90,7 @@ class RunHistory:
             self.batch_x.pop()
             self.batch_loss.pop()
         self.batch_x.append(x)
-        self.batch_loss.append(float(record.get("loss", float("nan"))))
+        self.batch_loss.append(_float(record.get("loss")))
         if "time" in record:
             if self._recent and record["time"] < self._recent[-1][0]:
                 self._recent.clear()
@@ -110,11 +112,11 @@ class RunHistory:
             for values in self._epoch_lists():
                 values.pop()
         self.epochs.append(epoch)
-        self.train_loss.append(float(record.get("train_loss", float("nan"))))
-        self.train_acc.append(float(record.get("train_acc", float("nan"))))
-        self.test_loss.append(float(record.get("test_loss", float("nan"))))
-        self.test_acc.append(float(record.get("test_acc", float("nan"))))
-        self.epoch_seconds.append(float(record.get("seconds", 0.0)))
+        self.train_loss.append(_float(record.get("train_loss")))
+        self.train_acc.append(_float(record.get("train_acc")))
+        self.test_loss.append(_float(record.get("test_loss")))
+        self.test_acc.append(_float(record.get("test_acc")))
+        self.epoch_seconds.append(_float(record.get("seconds"), 0.0))
         if record.get("num_epochs"):
             self.num_epochs = int(record["num_epochs"])
         if record.get("samples_per_second"):
@@ -156,7 +158,8 @@ class RunHistory:
     @property
     def best_test_acc(self) -> float | None:
         """Highest test accuracy of any epoch so far, in percent."""
-        return max(self.test_acc) if self.test_acc else None
+        values = [value for value in self.test_acc if not math.isnan(value)]
+        return max(values) if values else None
 
     def fit_fraction(self) -> float:
         """Fraction of the whole fit done, from 0 to 1."""
@@ -280,6 +283,16 @@ def _config_epochs(info: dict[str, Any]) -> int | None:
     return int(epochs) if epochs else None
 
 
+def _float(value: Any, missing: float = float("nan")) -> float:
+    """Return ``value`` as a float, or ``missing`` when it is None or not a number."""
+    if value is None:
+        return missing
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return missing
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -287,11 +300,13 @@ def _is_number(value: Any) -> bool:
 def format_bytes(count: float) -> str:
     """Format a byte count with a binary unit, such as ``1.5 GiB``."""
     size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if abs(size) < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB"):
         size /= 1024
-    return f"{size:.1f} GiB"
+        if abs(size) < 1024:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1024:.1f} GiB"
 
 
 def format_duration(seconds: float | None) -> str:

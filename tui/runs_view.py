@@ -157,7 +157,8 @@ class RunsView(Vertical):
             yield Static("", id="runs-sort")
         table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
         for key, (header, _) in COLUMNS.items():
-            table.add_column(header, key=key)
+            # The mark column's header is empty, so its width is set.
+            table.add_column(header, key=key, width=1 if key == "mark" else None)
         yield table
         with Vertical(id="runs-compare"):
             with Horizontal(id="metric-row"):
@@ -325,10 +326,10 @@ class RunsView(Vertical):
         run_id = self.cursor_run_id()
         if run_id is None:
             return
-        summary = next(s for s in self.summaries if s.id == run_id)
-        if summary.status not in RESUMABLE_STATUSES:
+        status = self._status(run_id)
+        if status not in RESUMABLE_STATUSES:
             self.notify(
-                f"{summary.name} is {summary.status}; only a run that is "
+                f"{run_id} is {status}; only a run that is "
                 f"{', '.join(RESUMABLE_STATUSES)} can be resumed.",
                 severity="warning",
             )
@@ -340,7 +341,7 @@ class RunsView(Vertical):
         except (OSError, ValueError) as error:
             self.notify(str(error), title="Resume failed", severity="error")
             return
-        self.notify(f"Resuming {summary.name}.")
+        self.notify(f"Resuming {run_id}.")
         self.refresh_runs()
         self.app.show_run(run_id)
 

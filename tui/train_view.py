@@ -403,7 +403,7 @@ class TrainView(VerticalScroll):
         nothing is invalid.
 
         Returns:
-            Field id -> error message; the key "spec" holds a layer stack
+            Field id -> error message; the key "spec" contains a layer stack
             error. Empty when everything is valid.
         """
         for field_id in self._field_ids():
@@ -520,7 +520,7 @@ class TrainView(VerticalScroll):
         self.action_start()
 
     def action_start(self) -> None:
-        """Start a run from the form, or say why it cannot start."""
+        """Start a run from the form, or notify the reason it cannot start."""
         if not self.ready:
             self.notify("The Train form is still loading; try again.")
             return
