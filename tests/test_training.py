@@ -374,6 +374,33 @@ def test_resume_after_stop_between_epochs(digits, tmp_path):
     assert comparable(resumed) == comparable(full)
 
 
+def test_crash_in_epoch_end_callback_retrains_that_epoch(digits, tmp_path):
+    class CrashAtEpoch(Callback):
+        """Stands in for a process killed while it records an epoch."""
+
+        def on_epoch_end(self, trainer, epoch, train_result, test_result):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    class EpochLog(Callback):
+        def __init__(self) -> None:
+            self.epochs: list[int] = []
+
+        def on_epoch_end(self, trainer, epoch, train_result, test_result):
+            self.epochs.append(epoch)
+
+    full = fit_digits_blocks(digits, tmp_path / "full", 4)
+    with pytest.raises(KeyboardInterrupt):
+        fit_digits_blocks(digits, tmp_path / "cut", 4, callbacks=[CrashAtEpoch()])
+
+    log = EpochLog()
+    resumed = fit_digits_blocks(
+        digits, tmp_path / "cut", 4, callbacks=[log], resume=True, seed=5
+    )
+    assert log.epochs == [2, 3, 4]
+    assert comparable(resumed) == comparable(full)
+
+
 def test_resume_after_limited_run_matches_uninterrupted(digits, tmp_path):
     full = fit_digits_blocks(digits, tmp_path / "full", 4)
     first = fit_digits_blocks(digits, tmp_path / "cut", 2)
@@ -567,6 +594,28 @@ def test_amp_auto_is_off_on_cpu():
     trainer = TorchTrainer(model, nn.CrossEntropyLoss(), opt, device="cpu")
     assert trainer.amp is False
     assert trainer.channels_last is False
+
+
+def test_channels_last_on_cpu_trains_same_as_contiguous(digits):
+    dl_train, dl_test = make_loaders(digits, batch_size=64, seed=0)
+    results = {}
+    for mode in ("off", "on"):
+        torch.manual_seed(0)
+        model = small_cnn()
+        opt = make_optimizer("sgd", model.parameters(), learn_rate=0.05)
+        trainer = TorchTrainer(
+            model, nn.CrossEntropyLoss(), opt, device="cpu", channels_last=mode
+        )
+        # The last convolution has several input channels, so its two layouts
+        # differ (a 1-channel weight is contiguous in both).
+        conv = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+        assert conv.in_channels > 1
+        on = conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert on == (mode == "on")
+        results[mode] = trainer.fit(dl_train, dl_test, 2, max_batches=5, print_every=0)
+    # float32 convolutions in the two layouts sum in different orders.
+    on_loss, off_loss = results["on"].train_loss, results["off"].train_loss
+    assert on_loss == pytest.approx(off_loss, rel=1e-4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -496,10 +496,13 @@ class Trainer(abc.ABC):
             improved = self._record_epoch(state, train_result, test_result)
             if best_path is not None and improved:
                 self._save(best_path, "best", state)
-            if last_path is not None:
-                self._save(last_path, "last", state)
+            # Callbacks run before the last checkpoint is written: a process
+            # killed in between resumes at this epoch and trains it again, so
+            # what a callback records of an epoch is never skipped.
             for callback in callbacks:
                 callback.on_epoch_end(self, epoch, train_result, test_result)
+            if last_path is not None:
+                self._save(last_path, "last", state)
             if _patience_spent(state, early_stopping):
                 _mark_early_stop(result, epoch, early_stopping)
                 return
