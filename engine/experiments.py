@@ -51,6 +51,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "runs_dir": None,  # run store root; None: $LAYERLAB_RUNS_DIR, else saved_runs
     "record_run": True,  # also record the experiment as a run in the store
     "print_every": 1,  # progress output every this many epochs, 0 for none
+    "channels_last": "auto",  # TorchTrainer's memory format: auto, on or off
 }
 
 
@@ -239,7 +240,13 @@ def run_experiment(
     optimizer = make_optimizer(
         options["optimizer"], model.parameters(), learn_rate=lr, reg=reg, **hyper
     )
-    trainer = TorchTrainer(model, nn.CrossEntropyLoss(), optimizer, device=resolved)
+    trainer = TorchTrainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        device=resolved,
+        channels_last=options["channels_last"],
+    )
 
     callbacks: list[Any] = []
     if options["schedule"] != "constant":
@@ -249,7 +256,7 @@ def run_experiment(
     log.info(
         "experiment %s: %s on %s, channels %s", path.stem, model_type, dataset, channels
     )
-    recorder = _start_run_record(config, options, model_kw, path.stem, callbacks)
+    recorder = _start_run_record(config, options, model_kw, path.stem, callbacks, data)
     try:
         result = trainer.fit(
             dl_train,
@@ -462,11 +469,17 @@ _SPEC_KEYWORDS = {
 }
 
 
-def experiment_spec(config: dict[str, Any], model_kw: dict[str, Any]) -> dict | None:
+def experiment_spec(
+    config: dict[str, Any],
+    model_kw: dict[str, Any],
+    spec_input: dict[str, Any] | None = None,
+) -> dict | None:
     """Return the layer-stack spec of an experiment's model, or None.
 
     None means that the model uses an option the spec presets cannot express
-    (for example ``conv_params`` or ``activation_params``).
+    (for example ``conv_params`` or ``activation_params``). ``spec_input`` is
+    the spec's input; by default the experiment's data set names it, which
+    works only for data sets with a fixed image shape (not ``imagefolder``).
     """
     from engine.spec import preset_cnn, preset_resnet, preset_ycn
 
@@ -477,7 +490,7 @@ def experiment_spec(config: dict[str, Any], model_kw: dict[str, Any]) -> dict | 
     values = {names[key]: value for key, value in model_kw.items()}
     preset = {"cnn": preset_cnn, "resnet": preset_resnet, "ycn": preset_ycn}[model_type]
     return preset(
-        config["dataset"],
+        spec_input or config["dataset"],
         K=config["filters_per_layer"],
         L=config["layers_per_block"],
         P=config["pool_every"],
@@ -487,16 +500,20 @@ def experiment_spec(config: dict[str, Any], model_kw: dict[str, Any]) -> dict | 
 
 
 def experiment_run_config(
-    config: dict[str, Any], options: dict[str, Any], model_kw: dict[str, Any]
+    config: dict[str, Any],
+    options: dict[str, Any],
+    model_kw: dict[str, Any],
+    spec_input: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the run store config of an experiment.
 
     It has the sections every run has (spec, dataset, optimizer, training)
-    and the experiment's own config under ``experiment``.
+    and the experiment's own config under ``experiment``. ``spec_input`` is
+    passed on to :func:`experiment_spec`.
     """
     return _jsonable(
         {
-            "spec": experiment_spec(config, model_kw),
+            "spec": experiment_spec(config, model_kw, spec_input),
             "dataset": {
                 "name": config["dataset"],
                 "data_dir": options["data_dir"],
@@ -564,8 +581,13 @@ def _start_run_record(
     model_kw: dict[str, Any],
     name: str,
     callbacks: list[Any],
+    data: Any,
 ) -> _RunRecord | None:
-    """Create a running run for the experiment and add its recorder callback."""
+    """Create a running run for the experiment and add its recorder callback.
+
+    ``data`` is the loaded data set, whose image shape becomes the spec's
+    input, so that data sets without a fixed shape (image folders) work too.
+    """
     if not options["record_run"]:
         return None
     from engine.runs import MetricsWriter, RunStore, current_process_identity, utc_now
@@ -574,7 +596,9 @@ def _start_run_record(
     store = RunStore(options["runs_dir"])
     # NOTE: the run's config lacks the learning rate schedule, so resuming
     # it through the run store trains on at a constant learning rate.
-    run = store.create(experiment_run_config(config, options, model_kw), name=name)
+    spec_input = {"shape": list(data.input_shape), "num_classes": data.num_classes}
+    run_config = experiment_run_config(config, options, model_kw, spec_input)
+    run = store.create(run_config, name=name)
     run.update(
         status="running", reason="", started=utc_now(), **current_process_identity()
     )
@@ -708,6 +732,15 @@ def _add_layerlab_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep only this many training samples",
     )
     parser.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help=(
+            "channels-last memory format of the model and images; auto uses it "
+            "on CUDA only"
+        ),
+    )
+    parser.add_argument(
         "--batchnorm",
         action="store_true",
         help="batch norm in residual blocks (resnet)",
@@ -756,6 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             augment=args.augment,
             train_size=args.train_size,
             data_dir=args.data_dir,
+            channels_last=args.channels_last,
             **model_kw,
         )
     except (ValueError, TypeError, FileNotFoundError) as error:

@@ -514,6 +514,31 @@ def test_run_experiment_records_finished_run(tmp_path, runs_dir):
     assert output["details"]["run_id"] == run.id
 
 
+def test_run_experiment_on_image_folder_records_run(tmp_path, runs_dir, monkeypatch):
+    from engine.runs import RunStore
+    from test_data import write_image_folder
+
+    monkeypatch.setenv("LAYERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    write_image_folder(tmp_path / "images", size=12)
+    settings = {**TINY, "dataset": "imagefolder", "batches": None}
+    result = run_experiment(
+        "folder",
+        out_dir=tmp_path / "results",
+        filters_per_layer=[4],
+        layers_per_block=2,
+        pool_every=2,
+        model_type="ycn",
+        data_dir=tmp_path / "images",
+        **settings,
+    )
+    assert result.num_epochs == 2
+    (run,) = RunStore(runs_dir).runs()
+    assert run.status == "finished"
+    spec_input = run.config["spec"]["input"]
+    assert spec_input == {"shape": [3, 12, 12], "num_classes": 3}
+    assert (tmp_path / "results" / "folder_L2_K4.json").is_file()
+
+
 def test_run_experiment_without_run_record(tmp_path, runs_dir):
     run_experiment(
         "unstored",
@@ -525,3 +550,18 @@ def test_run_experiment_without_run_record(tmp_path, runs_dir):
         **TINY,
     )
     assert not runs_dir.exists()
+
+
+def test_grid_child_process_runs_one_experiment(tmp_path):
+    settings = GridSettings(
+        dataset="digits", epochs=1, batches=1, out_dir=str(tmp_path), device="cpu"
+    )
+    experiment = grid_experiments("dropout", settings)[0]
+    payload = json.dumps({"kind": experiment.kind, "params": experiment.params})
+    completed = run_cli("-m", "engine.grids", payload)
+    assert completed.returncode == 0, completed.stderr
+    assert experiment.result_path().exists()
+    config, result = load_experiment(experiment.result_path())
+    assert config["dropout"] == 0.0
+    assert config["train_size"] == 1000
+    assert result.num_epochs == 1
