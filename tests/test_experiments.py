@@ -515,8 +515,9 @@ def test_run_experiment_records_finished_run(tmp_path, runs_dir):
 
 
 def test_run_experiment_on_image_folder_records_run(tmp_path, runs_dir, monkeypatch):
-    from engine.runs import RunStore
     from test_data import write_image_folder
+
+    from engine.runs import RunStore
 
     monkeypatch.setenv("LAYERLAB_CACHE_DIR", str(tmp_path / "cache"))
     write_image_folder(tmp_path / "images", size=12)
