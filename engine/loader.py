@@ -198,7 +198,8 @@ class FastLoader:
             yield self._normalise(x), y
 
     def _normalise(self, x: Tensor) -> Tensor:
-        return x.float().mul_(self._scale).add_(self._shift)
+        # Out of place: for float32 data, x may be a view of the stored data.
+        return torch.addcmul(self._shift, x.float(), self._scale)
 
     def _crop_and_flip(self, batch_index: Tensor, generator: torch.Generator) -> Tensor:
         """Gather randomly shifted, maybe mirrored windows of the chosen images.

@@ -177,6 +177,18 @@ def test_float_images_are_not_rescaled():
     assert augmented.shape == x.shape
 
 
+def test_normalising_float_images_keeps_stored_data():
+    x = torch.rand(20, 3, 8, 8)
+    original = x.clone()
+    y = torch.zeros(20, dtype=torch.int64)
+    loader = FastLoader(x, y, batch_size=10, mean=(0.5,) * 3, std=(0.25,) * 3)
+    first = [batch.clone() for batch, _ in loader]
+    second = [batch for batch, _ in loader]
+    assert torch.equal(x, original)
+    assert torch.equal(first[0], second[0])
+    assert torch.allclose(first[0], (original[:10] - 0.5) / 0.25)
+
+
 def test_channels_last_input_augments_like_contiguous():
     x, y = image_tensors(size=16)
     strided = x.to(memory_format=torch.channels_last)
