@@ -65,15 +65,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def wait_for_data(root: Path, timeout_s: float = 600) -> None:
-    """Wait until the extraction marker `.extracted` exists under `root`."""
-    marker = root / ".extracted"
-    deadline = time.monotonic() + timeout_s
-    while not marker.exists():
-        if time.monotonic() > deadline:
-            sys.exit(f"{marker} did not appear within {timeout_s:.0f} s")
-        print(f"waiting for {marker} ...", flush=True)
-        time.sleep(5)
+def check_data(root: Path) -> None:
+    """Exit with a message unless `root` contains train/ and test/ folders."""
+    missing = [split for split in ("train", "test") if not (root / split).is_dir()]
+    if missing:
+        sys.exit(
+            f"{root} has no {' or '.join(missing)}/ folder; extract CIFAR-10 as "
+            "an image folder (train/<class>/*.jpg, test/<class>/*.jpg) there"
+        )
 
 
 def time_ours(loader: FastLoader) -> tuple[float, int]:
@@ -97,7 +96,7 @@ def time_torchvision(loader: torch.utils.data.DataLoader) -> tuple[float, int]:
 def main() -> int:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    wait_for_data(args.root)
+    check_data(args.root)
     from torchvision import datasets, transforms
 
     # --- decode cache: built once, then read back as a fit would ---

@@ -78,7 +78,11 @@ def bare_loop(model, optimizer, dl_train, dl_test, epochs: int) -> float:
 
 
 def trainer_fit(model, optimizer, dl_train, dl_test, epochs: int) -> float:
-    trainer = TorchTrainer(model, nn.CrossEntropyLoss(), optimizer)
+    # The bare loop runs in float32 and the default layout, so the trainer
+    # must too (its "auto" modes turn on bf16 and channels-last on CUDA).
+    trainer = TorchTrainer(
+        model, nn.CrossEntropyLoss(), optimizer, amp="off", channels_last="off"
+    )
     result = trainer.fit(dl_train, dl_test, epochs, print_every=0)
     return result.test_acc[-1]
 

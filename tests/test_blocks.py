@@ -420,6 +420,11 @@ def test_invalid_construction_raises_value_error(build, pattern: str) -> None:
         build()
 
 
+def test_linear_wstd_must_be_a_number() -> None:
+    with pytest.raises(TypeError, match=r"Linear: wstd must be a number, got None"):
+        Linear(4, 3, wstd=None)
+
+
 def test_non_integer_size_raises_type_error() -> None:
     with pytest.raises(TypeError, match="Linear: in_features must be a positive"):
         Linear(2.5, 3)

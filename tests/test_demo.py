@@ -50,7 +50,13 @@ def test_demo_is_reproducible_with_seed() -> None:
 def test_demo_rejects_zero_epochs() -> None:
     result = run_layerlab("demo", "--epochs", "0")
     assert result.returncode == 2
-    assert "--epochs: must be a positive integer, got 0" in result.stderr
+    assert "--epochs: must be an integer >= 1, got 0" in result.stderr
+
+
+def test_demo_rejects_text_for_number() -> None:
+    result = run_layerlab("demo", "--lr", "fast")
+    assert result.returncode == 2
+    assert "--lr: expected a number, got 'fast'" in result.stderr
 
 
 def test_demo_help_lists_defaults() -> None:

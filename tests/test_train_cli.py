@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -171,7 +172,7 @@ def test_train_sigint_stops_after_batch_with_checkpoint(tmp_path):
         process.kill()
     assert process.returncode == 0, stderr
     # The signal lands either inside an epoch or between two epochs.
-    assert re.search(r"stop reason: stopped \(stopped (at|before) epoch \d+", stdout)
+    assert re.search(r"stop reason: stopped (at|before) epoch \d+", stdout)
     last = load_checkpoint(tmp_path / "ckpt.last.pt")
     assert last["epoch"] >= 1
 
@@ -248,3 +249,64 @@ def test_train_from_config_is_reproducible():
     first = train_from_config(config, print_every=0)
     second = train_from_config(config, print_every=0)
     assert first.course_dict() == second.course_dict()
+
+
+def test_train_image_folder_mlp_uses_folder_shape(tmp_path):
+    from test_data import write_image_folder
+
+    write_image_folder(tmp_path / "images", size=10)
+    runs = tmp_path / "runs"
+    done = run_layerlab(
+        "--runs-dir",
+        str(runs),
+        "train",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(tmp_path / "images"),
+        "--epochs",
+        "2",
+        "--lr",
+        "0.05",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "epochs: 2" in done.stdout
+    (run_dir,) = runs.iterdir()
+    config = json.loads((run_dir / "run.json").read_text())["config"]
+    assert config["spec"]["input"] == {"shape": [3, 10, 10], "num_classes": 3}
+    assert config["dataset"]["data_dir"] == str(tmp_path / "images")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--device", "foo"), "--device: invalid device 'foo'"),
+        (("--dataset", "cifar10", "--data-dir", "/nonexistent"), "cifar10 not found"),
+        (("--wstd", "-1"), "--wstd: must be a number >= 0, got -1"),
+        (("--epochs", "abc"), "--epochs: expected an integer, got 'abc'"),
+        (("--lr", "nan"), "--lr: expected a finite number, got 'nan'"),
+    ],
+    ids=["device", "data", "wstd", "text", "nan"],
+)
+def test_train_bad_option_creates_no_run(tmp_path, args, message):
+    runs = tmp_path / "runs"
+    done = run_layerlab("--runs-dir", str(runs), "train", *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_train_diverged_lists_no_missing_checkpoint(tmp_path):
+    done = run_layerlab(
+        "train",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--checkpoints",
+        str(tmp_path / "ckpt"),
+    )
+    assert done.returncode == 1
+    assert "checkpoints: none written" in done.stdout
+    assert not (tmp_path / "ckpt.pt").exists()

@@ -37,7 +37,7 @@ class Linear(Block):
             drawn from (mean 0). The bias starts at zero.
 
     Raises:
-        TypeError: If a size is not an int.
+        TypeError: If a size is not an int or ``wstd`` is not a number.
         ValueError: If a size is below 1 or ``wstd`` is negative.
     """
 
@@ -45,6 +45,8 @@ class Linear(Block):
         super().__init__()
         self.in_features = check_size("Linear", "in_features", in_features)
         self.out_features = check_size("Linear", "out_features", out_features)
+        if isinstance(wstd, bool) or not isinstance(wstd, int | float):
+            raise TypeError(f"Linear: wstd must be a number, got {wstd!r}")
         if not wstd >= 0:
             raise ValueError(f"Linear: wstd must be >= 0, got {wstd}")
         self.wstd = wstd

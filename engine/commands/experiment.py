@@ -15,17 +15,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from engine.commands.argtypes import positive_int
 from engine.grids import GRIDS, GridSettings, grid_experiments, run_grid
 
 RUNS_DIR_ENV = "LAYERLAB_RUNS_DIR"
 MAX_PLOT_POINTS = 400
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _grid_list() -> str:
@@ -65,11 +59,11 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("name", choices=list(GRIDS), metavar="NAME", help="grid name")
     run.add_argument(
-        "--epochs", type=_positive_int, default=None, help="epochs of every run"
+        "--epochs", type=positive_int, default=None, help="epochs of every run"
     )
     run.add_argument(
         "--batches",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="batches per epoch of every run (default: whole epochs)",
     )
@@ -126,10 +120,10 @@ def register(subparsers: Any) -> None:
     )
     plot.add_argument("--no-plot", action="store_true", help="print only the table")
     plot.add_argument(
-        "--width", type=_positive_int, default=None, help="plot width in columns"
+        "--width", type=positive_int, default=None, help="plot width in columns"
     )
     plot.add_argument(
-        "--height", type=_positive_int, default=None, help="plot height in rows"
+        "--height", type=positive_int, default=None, help="plot height in rows"
     )
     plot.set_defaults(handler=plot_command)
 

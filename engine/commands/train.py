@@ -22,7 +22,13 @@ import os
 import sys
 from typing import Any
 
-from engine.dataset_info import DATASET_NAMES
+from engine.commands.argtypes import (
+    finite_float,
+    non_negative_float,
+    positive_int,
+    probability,
+)
+from engine.dataset_info import DATA_DIR_ENV, DATASET_NAMES
 from engine.optimizer_registry import OPTIMIZER_FIELDS, OPTIMIZER_NAMES, validate_hyper
 
 ACTIVATIONS = ("relu", "lrelu", "sigmoid", "tanh")
@@ -46,20 +52,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
 
 
 def _hyper_default(field: str) -> str:
@@ -131,13 +123,23 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         help="data set to train on",
     )
     group.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help=(
+            "directory of the torchvision data sets, or the image folder for "
+            f"--dataset imagefolder (default: ${DATA_DIR_ENV}, else "
+            "~/.pytorch-datasets); same as 'layerlab --data-dir DIR train'"
+        ),
+    )
+    group.add_argument(
         "--download",
         action="store_true",
         help="download a missing torchvision data set into the data directory",
     )
     group.add_argument(
         "--train-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="keep only this many training samples (class-balanced); default all",
@@ -164,7 +166,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--hidden",
-        type=_positive_int,
+        type=positive_int,
         nargs="*",
         default=[128],
         metavar="WIDTH",
@@ -175,13 +177,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--dropout",
-        type=_probability,
+        type=probability,
         default=0.0,
         help="dropout probability after each hidden activation, in [0, 1)",
     )
     group.add_argument(
         "--wstd",
-        type=float,
+        type=non_negative_float,
         default=0.1,
         help="standard deviation of the initial weights",
     )
@@ -210,7 +212,7 @@ def _add_optimizer_options(parser: argparse.ArgumentParser) -> None:
     for flag, field in HYPER_FLAGS.items():
         group.add_argument(
             f"--{flag}",
-            type=float,
+            type=finite_float,
             default=None,
             help=(
                 f"{texts[flag]}; used by {_hyper_users(field)} "
@@ -222,30 +224,30 @@ def _add_optimizer_options(parser: argparse.ArgumentParser) -> None:
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     group.add_argument(
-        "--epochs", type=_positive_int, default=10, help="number of epochs"
+        "--epochs", type=positive_int, default=10, help="number of epochs"
     )
     group.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         help="training batch size in samples",
     )
     group.add_argument(
         "--bs-test",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="test batch size in samples; default: the training batch size",
     )
     group.add_argument(
         "--max-batches",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="use at most this many batches per epoch and pass; default all",
     )
     group.add_argument(
         "--early-stopping",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="EPOCHS",
         help="stop after this many epochs in a row without a lower test loss; "
@@ -323,7 +325,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         spec = load_spec(args.spec)
     else:
         spec = preset_mlp(
-            input=args.dataset,
+            input=_spec_input(args),
             hidden=list(args.hidden),
             activation=args.activation,
             dropout=args.dropout,
@@ -350,6 +352,34 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "device": args.device,
         },
     }
+
+
+def _spec_input(args: argparse.Namespace) -> str | dict[str, Any]:
+    """Return the MLP's input: the data set's name, or an image folder's shape.
+
+    Image folders have no fixed image shape, so the folder is loaded (decoded
+    once into the cache, which the training then reads) to find it.
+    """
+    if args.dataset != "imagefolder":
+        return args.dataset
+    from engine.data import load_dataset
+
+    data = load_dataset("imagefolder", data_dir=getattr(args, "data_dir", None))
+    return {"shape": list(data.input_shape), "num_classes": data.num_classes}
+
+
+def _check_environment(args: argparse.Namespace) -> str | None:
+    """Check the device and the data before a run is created for them."""
+    from engine.dataset_info import check_data_available
+    from engine.training import resolve_device
+
+    try:
+        resolve_device(args.device)
+    except ValueError as error:
+        return f"--device: {error}"
+    if args.download and args.dataset not in ("digits", "imagefolder"):
+        return None
+    return check_data_available(args.dataset, getattr(args, "data_dir", None))
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -379,14 +409,14 @@ def run_train(args: argparse.Namespace) -> int:
         0 when the fit completed, stopped early or was stopped (or a detached
         run started); 1 when it diverged or failed; 2 for invalid options.
     """
-    problem = _check_args(args)
+    problem = _check_args(args) or _check_environment(args)
     if problem is not None:
         args.train_parser.error(problem)
-    from engine.spec import SpecFileError
-
     try:
         config = config_from_args(args)
-    except (OSError, SpecFileError) as error:
+    except (OSError, ValueError) as error:
+        # Spec and spec-file errors are ValueErrors, and a missing file or
+        # data set is an OSError.
         print(f"layerlab train: error: {error}", file=sys.stderr)
         return 1
     if args.checkpoints is not None:
@@ -451,10 +481,12 @@ def _train_outside_store(args: argparse.Namespace, config: dict[str, Any]) -> in
 
 
 def _print_result(result: Any, checkpoints: str | None) -> None:
-    print(
-        f"stop reason: {result.stop_reason}"
-        + (f" ({result.message})" if result.message else "")
-    )
+    # The message starts with the reason ("diverged at epoch 2, ..."), except
+    # for early stopping, whose message names only the epoch.
+    detail = result.message or result.stop_reason
+    if not detail.startswith(result.stop_reason):
+        detail = f"{result.stop_reason} ({detail})"
+    print(f"stop reason: {detail}")
     print(f"epochs: {result.num_epochs}")
     if result.num_epochs:
         print(
@@ -471,4 +503,9 @@ def _print_result(result: Any, checkpoints: str | None) -> None:
         from engine.training import checkpoint_paths
 
         best, last = checkpoint_paths(checkpoints)
-        print(f"checkpoints: {best} (best), {last} (last)")
+        written = [
+            f"{path} ({kind})"
+            for path, kind in ((best, "best"), (last, "last"))
+            if path.is_file()
+        ]
+        print(f"checkpoints: {', '.join(written) or 'none written'}")
