@@ -6,9 +6,11 @@ data, with few epochs and batches so each fit takes a few seconds.
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
+from rich.console import Console
 from textual.widgets import Button, DataTable, Input, Select, Static
 
 from engine.runs import RunStore
@@ -40,6 +42,14 @@ def error_text(app: LayerlabApp, field_id: str) -> str:
 
 def notification_texts(app: LayerlabApp) -> list[str]:
     return [f"{n.title} {n.message}" for n in app._notifications]
+
+
+def screen_text(app: LayerlabApp) -> str:
+    """Return the characters on the app's screen, as a terminal shows them."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -91,13 +101,15 @@ async def test_invalid_values_block_start(tmp_path):
 
         assert "whole number" in error_text(app, "batch_size")
         assert "at least 1" in error_text(app, "epochs")
-        assert "learn_rate" in error_text(app, "hyper-learn_rate")
+        assert "Learning rate must be in" in error_text(app, "hyper-learn_rate")
         assert view.query_one("#start", Button).disabled
 
         app.action_start()
         await pilot.pause()
         assert RunStore(tmp_path / "runs").list() == []
-        assert any("Cannot start" in text for text in notification_texts(app))
+        cannot_start = [t for t in notification_texts(app) if "Cannot start" in t]
+        assert len(cannot_start) == 1
+        assert "2 other fields are invalid" in cannot_start[0]
 
         set_field(app, "batch_size", "32")
         set_field(app, "epochs", "2")
@@ -105,6 +117,60 @@ async def test_invalid_values_block_start(tmp_path):
         await pilot.pause()
         assert error_text(app, "batch_size") == ""
         assert not view.query_one("#start", Button).disabled
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_field_errors_shown_while_typing(tmp_path, size):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        await wait_until(pilot, lambda: view.ready)
+        epochs = view.query_one("#epochs", Input)
+        epochs.focus()
+        epochs.value = ""
+        await pilot.press(*"ten")
+        await pilot.pause()
+
+        label = view.query_one("#error-epochs", Static)
+        assert str(label.render()) == "Epochs must be a whole number, got 'ten'"
+        assert label.display
+        assert label.region.width > 0
+        assert label.region.height > 0
+        label.scroll_visible(animate=False)
+        await pilot.pause()
+        words_on_screen = " ".join(screen_text(app).split())
+        assert "Epochs must be a whole number" in words_on_screen
+
+        # The hint of a valid optional field shows in the same place.
+        hint = view.query_one("#error-max_batches", Static)
+        assert str(hint.render()) == "empty: all"
+        assert hint.region.width > 0
+
+
+async def test_start_names_fields_by_label(tmp_path):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        await wait_until(pilot, lambda: view.ready)
+        set_field(app, "hyper-learn_rate", "-1")
+        await pilot.pause()
+        assert error_text(app, "hyper-learn_rate").startswith("Learning rate ")
+
+        app.action_start()
+        await pilot.pause()
+        assert "Learning rate must be in (0, inf)" in notification_texts(app)[-1]
+
+        set_field(app, "hyper-learn_rate", "0.01")
+        set_field(app, "hyper-reg", "")
+        await pilot.pause()
+        app.action_start()
+        await pilot.pause()
+        message = notification_texts(app)[-1]
+        assert "L2 reg must be a number, got ''" in message
+        assert "reg must" not in message.replace("L2 reg must", "")
+        assert "learn_rate" not in " ".join(notification_texts(app))
 
 
 async def test_missing_data_directory_reported(tmp_path):

@@ -50,6 +50,9 @@ OPTIMIZER_LABELS = {
 
 DEFAULT_OPTIMIZER = "adam"
 
+# Form labels of optimizer fields. A field missing here shows its parameter name.
+HYPER_LABELS = {"learn_rate": "Learning rate", "reg": "L2 reg"}
+
 # Fit settings: field id -> (label, default text, whether empty is allowed,
 # help shown when empty is allowed).
 FIT_FIELDS = {
@@ -67,7 +70,7 @@ def check_int_field(name: str, text: str, allow_empty: bool, minimum: int) -> st
     """Check the text of an integer form field.
 
     Args:
-        name: Field name used in the message.
+        name: Label of the field, which starts the message.
         text: The typed text.
         allow_empty: Whether an empty field (meaning "none") is valid.
         minimum: The smallest allowed value.
@@ -91,10 +94,10 @@ def check_run_name(text: str) -> str:
     """Check a run name: optional, printable, no path separators."""
     text = text.strip()
     if len(text) > MAX_NAME_LENGTH:
-        return f"name must be at most {MAX_NAME_LENGTH} characters, got {len(text)}"
+        return f"Run name must be at most {MAX_NAME_LENGTH} characters, got {len(text)}"
     bad = [c for c in text if c in "/\\" or not c.isprintable()]
     if bad:
-        return f"name must not contain {bad[0]!r}"
+        return f"Run name must not contain {bad[0]!r}"
     return ""
 
 
@@ -147,27 +150,10 @@ def list_cuda_devices() -> list[str]:
 
 
 class FormField(Horizontal):
-    """One row of the form: a label, an input widget and its error message."""
+    """One row of the form: a label, an input widget and its message.
 
-    DEFAULT_CSS = """
-    FormField {
-        height: auto;
-    }
-    FormField > .field-label {
-        width: 16;
-        padding: 0 1 0 0;
-    }
-    FormField > Input, FormField > Select {
-        width: 30;
-    }
-    FormField > .field-error {
-        width: 1fr;
-        padding: 0 0 0 1;
-        color: $text-error;
-    }
-    FormField > .field-error.-hint {
-        color: $text-muted;
-    }
+    The message is the field's error, or its hint (class ``-hint``) while
+    the value is valid. app.tcss styles the row.
     """
 
     def __init__(self, label: str, widget: Input | Select, field_id: str) -> None:
@@ -179,7 +165,7 @@ class FormField(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label(self.label, classes="field-label")
         yield self.widget
-        yield Static("", id=f"error-{self.field_id}", classes="field-error")
+        yield Static("", id=f"error-{self.field_id}", classes="field-message")
 
 
 class TrainView(VerticalScroll):
@@ -278,9 +264,7 @@ class TrainView(VerticalScroll):
         rows = []
         for param in OPTIMIZER_FIELDS[optimizer]:
             text = self._hyper_text.get(param.name, f"{param.default:g}")
-            label = {"learn_rate": "Learning rate", "reg": "L2 reg"}.get(
-                param.name, param.name
-            )
+            label = HYPER_LABELS.get(param.name, param.name)
             widget = Input(
                 text,
                 placeholder=param.range_text(),
@@ -340,14 +324,17 @@ class TrainView(VerticalScroll):
         if field_id in FIT_FIELDS:
             label, _, allow_empty, _ = FIT_FIELDS[field_id]
             minimum = 0 if field_id == "seed" else 1
-            return check_int_field(
-                label.lower(), self._text(field_id), allow_empty, minimum
-            )
+            return check_int_field(label, self._text(field_id), allow_empty, minimum)
         if field_id.startswith("hyper-"):
             name = field_id.removeprefix("hyper-")
             for param in OPTIMIZER_FIELDS[self._optimizer]:
                 if param.name == name:
-                    return param.check(self._text(field_id)) or ""
+                    message = param.check(self._text(field_id)) or ""
+                    # The message starts with the parameter name, so the
+                    # label that the form shows replaces it.
+                    if message.startswith(f"{name} "):
+                        message = HYPER_LABELS.get(name, name) + message[len(name) :]
+                    return message
             return ""
         if field_id == "name":
             return check_run_name(self._text("name"))
@@ -528,6 +515,10 @@ class TrainView(VerticalScroll):
         if errors:
             key, message = next(iter(errors.items()))
             title = "Data set missing" if key == "data_dir" else "Cannot start"
+            others = len(errors) - 1
+            if others:
+                noun = "field is" if others == 1 else "fields are"
+                message += f" ({others} other {noun} invalid too)"
             self.notify(message, title=title, severity="error")
             return
         from engine.worker import start_detached
