@@ -11,6 +11,7 @@ import time
 
 import pytest
 from textual.widgets import DataTable, Input, Select
+from textual_plotext import PlotextPlot
 
 from engine.runs import RunStore
 from engine.spec import default_spec
@@ -100,6 +101,11 @@ async def test_overlay_two_finished_runs(finished_store, size):
         for series in accuracy:
             assert series.xs == [1.0, 2.0, 3.0]
         assert len(view.drawn["compare-b"]) == 2
+        # The first draw happens while the plots are still hidden, and
+        # every epoch must reach the figure all the same.
+        for plot_id in ("#compare-a", "#compare-b"):
+            figure = view.query_one(plot_id, PlotextPlot).plt.monitor
+            assert figure.x == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
 
         view.query_one("#metric-b", Select).value = "train_loss"
         await pilot.pause()

@@ -18,6 +18,11 @@ from textual_plotext import PlotextPlot
 # Minimum seconds between two redraws of one plot: at most 4 per second.
 MIN_REDRAW_INTERVAL = 0.25
 
+# Points kept per series when a plot has no size yet, because it is hidden
+# or not laid out: about one per column of a very wide terminal. Decimating
+# to the zero width of such a plot would keep only the two end points.
+UNSIZED_MAX_POINTS = 400
+
 # Colours given to series in order, for overlays of several runs.
 SERIES_COLORS = (
     "cyan",
@@ -127,7 +132,8 @@ def draw_series(
 ) -> None:
     """Replace what ``plot`` shows with ``series`` and redraw the widget.
 
-    Each series is decimated to the plot's width first.
+    Each series is decimated to the plot's width first, or to
+    ``UNSIZED_MAX_POINTS`` while the plot has no width yet.
 
     Args:
         plot: The widget to draw in.
@@ -138,7 +144,8 @@ def draw_series(
     """
     plt = plot.plt
     plt.clear_figure()
-    max_points = max(plot.size.width, 2)
+    width = plot.size.width
+    max_points = max(width, 2) if width > 0 else UNSIZED_MAX_POINTS
     for index, curve in enumerate(series):
         if not curve.xs:
             continue
