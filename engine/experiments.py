@@ -17,10 +17,16 @@ import logging
 import os
 import random
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.experiment_runs import (
+    experiment_run_config,
+    jsonable,
+    mlp_run_config,
+    recorded_run,
+)
 
 if TYPE_CHECKING:
     from engine.training import FitResult
@@ -97,16 +103,6 @@ def _split_kw(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return options, model_kw
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
 def run_experiment(
     run_name: str,
     out_dir: str | os.PathLike[str] = "saved_runs",
@@ -172,7 +168,7 @@ def run_experiment(
         seed = random.randint(0, 2**31)
     if not bs_test:
         bs_test = max(bs_train // 4, 1)
-    config = _jsonable(
+    config = jsonable(
         {
             "run_name": run_name,
             "out_dir": out_dir,
@@ -256,25 +252,35 @@ def run_experiment(
     log.info(
         "experiment %s: %s on %s, channels %s", path.stem, model_type, dataset, channels
     )
-    recorder = _start_run_record(config, options, model_kw, path.stem, callbacks, data)
-    try:
-        result = trainer.fit(
-            dl_train,
-            dl_test,
-            num_epochs=epochs,
-            checkpoints=checkpoints,
-            early_stopping=early_stopping or None,
-            print_every=options["print_every"],
-            callbacks=callbacks,
-        )
-    except BaseException as error:
-        if recorder is not None:
-            recorder.fail(error)
-        raise
-    details = _details(result, trainer)
-    if recorder is not None:
-        details["run_id"] = recorder.run.id
-        recorder.finish(result)
+    run_config = None
+    if options["record_run"]:
+        spec_input = {"shape": list(data.input_shape), "num_classes": data.num_classes}
+        run_config = experiment_run_config(config, options, model_kw, spec_input)
+    with recorded_run(run_config, path.stem, options["runs_dir"]) as record:
+        if record is not None:
+            callbacks.append(record.recorder)
+            # Checkpoints in the run directory let 'layerlab runs resume'
+            # continue the experiment.
+            if checkpoints is None:
+                checkpoints = record.run.checkpoint_path
+        try:
+            result = trainer.fit(
+                dl_train,
+                dl_test,
+                num_epochs=epochs,
+                checkpoints=checkpoints,
+                early_stopping=early_stopping or None,
+                print_every=options["print_every"],
+                callbacks=callbacks,
+            )
+        except BaseException as error:
+            if record is not None:
+                record.fail(error)
+            raise
+        details = _details(result, trainer)
+        if record is not None:
+            details["run_id"] = record.run.id
+            record.finish(result)
     save_experiment(path, config, result, details)
     return result
 
@@ -300,6 +306,9 @@ def run_mlp_experiment(
     train_size: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     print_every: int = 1,
+    *,
+    record_run: bool = True,
+    runs_dir: str | None = None,
     **hyper: float,
 ) -> FitResult:
     """Train a block MLP (``engine.blocks.MLP``) and write ``{run_name}.json``.
@@ -319,6 +328,10 @@ def run_mlp_experiment(
         train_size: keep only this many training samples.
         data_dir: directory of the downloaded data sets.
         print_every: progress output every this many epochs, 0 for none.
+        record_run: also record the experiment as a run in the store, with
+            its checkpoints there unless ``checkpoints`` is given.
+        runs_dir: run store root; None means $LAYERLAB_RUNS_DIR, else
+            saved_runs.
         **hyper: more hyper-parameters of the optimizer, e.g. ``momentum``.
 
     Returns:
@@ -328,7 +341,9 @@ def run_mlp_experiment(
         seed = random.randint(0, 2**31)
     if not bs_test:
         bs_test = max(bs_train // 4, 1)
-    config = _jsonable(dict(locals()))
+    config = jsonable(dict(locals()))
+    for key in ("record_run", "runs_dir"):
+        config.pop(key)
 
     import torch
 
@@ -362,15 +377,35 @@ def run_mlp_experiment(
     opt = make_optimizer(optimizer, model.params(), learn_rate=lr, reg=reg, **hyper)
     trainer = BlockTrainer(model, CrossEntropyLoss(), opt, device=resolved)
     log.info("experiment %s: MLP %s on %s", run_name, list(hidden_dims), dataset)
-    result = trainer.fit(
-        dl_train,
-        dl_test,
-        num_epochs=epochs,
-        checkpoints=checkpoints,
-        early_stopping=early_stopping or None,
-        print_every=print_every,
-    )
-    details = _details(result, trainer)
+
+    run_config = None
+    if record_run:
+        spec_input = {"shape": list(data.input_shape), "num_classes": data.num_classes}
+        run_config = mlp_run_config(config, hyper, spec_input)
+    with recorded_run(run_config, run_name, runs_dir) as record:
+        callbacks = []
+        if record is not None:
+            callbacks.append(record.recorder)
+            if checkpoints is None:
+                checkpoints = record.run.checkpoint_path
+        try:
+            result = trainer.fit(
+                dl_train,
+                dl_test,
+                num_epochs=epochs,
+                checkpoints=checkpoints,
+                early_stopping=early_stopping or None,
+                print_every=print_every,
+                callbacks=callbacks,
+            )
+        except BaseException as error:
+            if record is not None:
+                record.fail(error)
+            raise
+        details = _details(result, trainer)
+        if record is not None:
+            details["run_id"] = record.run.id
+            record.finish(result)
     save_experiment(path, config, result, details)
     return result
 
@@ -446,166 +481,6 @@ def load_experiment(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
     fields = dict(output.get("details") or {})
     fields.update(output["results"])
     return output["config"], FitResult.from_dict(fields)
-
-
-# --- run store ------------------------------------------------------------------
-
-
-# Model keywords that the spec presets take, under the presets' names.
-_SPEC_KEYWORDS = {
-    "cnn": {"activation_type": "activation", "pooling_type": "pooling"},
-    "resnet": {
-        "activation_type": "activation",
-        "pooling_type": "pooling",
-        "batchnorm": "batchnorm",
-        "dropout": "dropout",
-        "bottleneck": "bottleneck",
-    },
-    "ycn": {
-        "activation_type": "activation",
-        "pooling_type": "pooling",
-        "dropout": "dropout",
-    },
-}
-
-
-def experiment_spec(
-    config: dict[str, Any],
-    model_kw: dict[str, Any],
-    spec_input: dict[str, Any] | None = None,
-) -> dict | None:
-    """Return the layer-stack spec of an experiment's model, or None.
-
-    None means that the model uses an option the spec presets cannot express
-    (for example ``conv_params`` or ``activation_params``). ``spec_input`` is
-    the spec's input; by default the experiment's data set names it, which
-    works only for data sets with a fixed image shape (not ``imagefolder``).
-    """
-    from engine.spec import preset_cnn, preset_resnet, preset_ycn
-
-    model_type = config["model_type"]
-    names = _SPEC_KEYWORDS[model_type]
-    if any(key not in names for key in model_kw):
-        return None
-    values = {names[key]: value for key, value in model_kw.items()}
-    preset = {"cnn": preset_cnn, "resnet": preset_resnet, "ycn": preset_ycn}[model_type]
-    return preset(
-        spec_input or config["dataset"],
-        K=config["filters_per_layer"],
-        L=config["layers_per_block"],
-        P=config["pool_every"],
-        H=config["hidden_dims"],
-        **values,
-    )
-
-
-def experiment_run_config(
-    config: dict[str, Any],
-    options: dict[str, Any],
-    model_kw: dict[str, Any],
-    spec_input: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Return the run store config of an experiment.
-
-    It has the sections every run has (spec, dataset, optimizer, training)
-    and the experiment's own config under ``experiment``. ``spec_input`` is
-    passed on to :func:`experiment_spec`.
-    """
-    return _jsonable(
-        {
-            "spec": experiment_spec(config, model_kw, spec_input),
-            "dataset": {
-                "name": config["dataset"],
-                "data_dir": options["data_dir"],
-                "download": options["download"],
-                "augment": options["augment"],
-                "train_size": options["train_size"],
-            },
-            "optimizer": {
-                "name": options["optimizer"],
-                "learn_rate": config["lr"],
-                "reg": config["reg"],
-                **(options["hyper"] or {}),
-            },
-            "training": {
-                "batch_size": config["bs_train"],
-                "bs_test": config["bs_test"],
-                "epochs": config["epochs"],
-                "max_batches": config["batches"],
-                "early_stopping": config["early_stopping"],
-                "seed": config["seed"],
-                "device": config["device"] or "auto",
-            },
-            "experiment": config,
-        }
-    )
-
-
-class _RunRecord:
-    """The run store entry of one experiment, with its metrics writer."""
-
-    def __init__(self, run: Any, writer: Any) -> None:
-        self.run = run
-        self.writer = writer
-
-    def _end(self, status: str, reason: str) -> None:
-        from engine.runs import utc_now
-
-        self.writer.write(
-            {"kind": "status", "status": status, "reason": reason, "time": time.time()}
-        )
-        self.writer.close()
-        self.run.update(status=status, reason=reason, ended=utc_now())
-        log.info("run %s %s: %s", self.run.id, status, reason)
-
-    def fail(self, error: BaseException) -> None:
-        if isinstance(error, KeyboardInterrupt):
-            self._end("stopped", "interrupted by Ctrl-C")
-            return
-        self._end("failed", f"{type(error).__name__}: {error}")
-
-    def finish(self, result: FitResult) -> None:
-        from engine.worker import STATUS_BY_STOP_REASON
-
-        self.run.write_result(result.course_dict())
-        status = STATUS_BY_STOP_REASON.get(result.stop_reason, "finished")
-        reason = (
-            result.message or f"{result.stop_reason} after {result.num_epochs} epochs"
-        )
-        self._end(status, reason)
-
-
-def _start_run_record(
-    config: dict[str, Any],
-    options: dict[str, Any],
-    model_kw: dict[str, Any],
-    name: str,
-    callbacks: list[Any],
-    data: Any,
-) -> _RunRecord | None:
-    """Create a running run for the experiment and add its recorder callback.
-
-    ``data`` is the loaded data set, whose image shape becomes the spec's
-    input, so that data sets without a fixed shape (image folders) work too.
-    """
-    if not options["record_run"]:
-        return None
-    from engine.runs import MetricsWriter, RunStore, current_process_identity, utc_now
-    from engine.worker import RunRecorder
-
-    store = RunStore(options["runs_dir"])
-    # NOTE: the run's config lacks the learning rate schedule, so resuming
-    # it through the run store trains on at a constant learning rate.
-    spec_input = {"shape": list(data.input_shape), "num_classes": data.num_classes}
-    run_config = experiment_run_config(config, options, model_kw, spec_input)
-    run = store.create(run_config, name=name)
-    run.update(
-        status="running", reason="", started=utc_now(), **current_process_identity()
-    )
-    writer = MetricsWriter(run.metrics_path)
-    callbacks.append(RunRecorder(run, writer))
-    log.info("experiment %s recorded as run %s in %s", name, run.id, store.root)
-    return _RunRecord(run, writer)
 
 
 # --- command line ---------------------------------------------------------------

@@ -44,6 +44,13 @@ def set_learning_rate(optimizer: Any, value: float) -> None:
         optimizer.learn_rate = value
 
 
+def get_learning_rate(optimizer: Any) -> float:
+    """Return the learning rate of a ``torch.optim`` optimizer or one of ours."""
+    if hasattr(optimizer, "param_groups"):
+        return float(optimizer.param_groups[0]["lr"])
+    return float(optimizer.learn_rate)
+
+
 class LearningRateSchedule(Callback):
     """A trainer callback that sets the learning rate before every training batch.
 
@@ -75,7 +82,9 @@ class LearningRateSchedule(Callback):
 
     def on_fit_start(self, trainer: Any) -> None:
         start_epoch = int(getattr(trainer, "start_epoch", 1) or 1)
-        self._apply(trainer, (start_epoch - 1) * self.steps_per_epoch)
+        # A fit resumed in the middle of an epoch goes on at the next batch.
+        start_batch = int(getattr(trainer, "start_batch", 0) or 0)
+        self._apply(trainer, (start_epoch - 1) * self.steps_per_epoch + start_batch)
 
     def on_batch_end(
         self, trainer: Any, stage: str, epoch: int, batch: int, result: Any

@@ -188,32 +188,54 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-@contextlib.contextmanager
-def _stop_on_signals(recorder: RunRecorder) -> Iterator[None]:
-    """Turn SIGTERM and the first SIGINT into a graceful stop of the fit.
+class SignalStop:
+    """Turns SIGTERM and the first SIGINT into a graceful stop of a fit.
 
-    A second SIGINT raises KeyboardInterrupt as usual. Signal handlers can
-    only be installed from the main thread; elsewhere only the stop file
-    stops the fit.
+    The handlers can be installed before the recorder exists (importing
+    torch takes seconds), so that a stop request that arrives meanwhile is
+    kept and passed on by :meth:`attach` instead of killing the process. A
+    second SIGINT raises KeyboardInterrupt as usual.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def handle(signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and recorder.stop_requested:
+    def __init__(self) -> None:
+        # Plain attributes, because the signal handler sets them, and taking
+        # a lock there could deadlock with the interrupted main thread.
+        self.requested = False
+        self.recorder: RunRecorder | None = None
+
+    def attach(self, recorder: RunRecorder) -> None:
+        """Send stop requests to ``recorder``, including one already received."""
+        self.recorder = recorder
+        if self.requested:
+            recorder.request_stop()
+
+    def handle(self, signum: int, frame: object) -> None:
+        """Request a stop; a second SIGINT raises KeyboardInterrupt."""
+        if signum == signal.SIGINT and self.requested:
             raise KeyboardInterrupt
-        recorder.request_stop()
+        self.requested = True
+        if self.recorder is not None:
+            self.recorder.request_stop()
 
-    previous = {
-        signum: signal.signal(signum, handle)
-        for signum in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[SignalStop]:
+        """Install the handlers for the duration of the block.
+
+        Signal handlers can only be installed from the main thread;
+        elsewhere nothing is installed and only the stop file stops the fit.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {
+            signum: signal.signal(signum, self.handle)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -338,13 +360,16 @@ def run_training(
             failed and the traceback written to worker.log.
     """
     run = store.get(run_id)
-    _prepare(run, resume)
     with contextlib.ExitStack() as stack:
+        # The handlers go in before the run reads "running", because from
+        # then on 'layerlab runs stop' sends SIGTERM to this process.
+        signals = stack.enter_context(SignalStop().installed())
+        _prepare(run, resume)
         if log_file:
             stack.enter_context(_log_to(run.log_path))
         writer = stack.enter_context(MetricsWriter(run.metrics_path))
         recorder = make_recorder(run, writer)
-        stack.enter_context(_stop_on_signals(recorder))
+        signals.attach(recorder)
         log.info("run %s started (pid %d, resume=%s)", run.id, os.getpid(), resume)
         try:
             result = _fit(run, recorder, resume, print_every, progress)

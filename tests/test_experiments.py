@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -566,3 +567,92 @@ def test_grid_child_process_runs_one_experiment(tmp_path):
     assert config["dropout"] == 0.0
     assert config["train_size"] == 1000
     assert result.num_epochs == 1
+
+
+def test_run_mlp_experiment_records_run(tmp_path, runs_dir):
+    from engine.runs import RunStore
+
+    result = run_mlp_experiment(
+        "mlp",
+        out_dir=tmp_path,
+        seed=0,
+        device="cpu",
+        bs_train=32,
+        batches=3,
+        epochs=2,
+        hidden_dims=[16],
+        dropout=0.2,
+        dataset="digits",
+        print_every=0,
+        momentum=0.8,
+    )
+    (run,) = RunStore(runs_dir).runs()
+    assert run.status == "finished"
+    assert run.config["optimizer"]["momentum"] == 0.8
+    assert run.config["spec"]["backend"] == "blocks"
+    assert [record["epoch"] for record in run.history()] == [1, 2]
+    assert run.read_result()["results"] == result.course_dict()
+    assert run.checkpoint_path.is_file()
+    output = json.loads((tmp_path / "mlp.json").read_text())
+    assert "record_run" not in output["config"]
+    assert output["details"]["run_id"] == run.id
+
+
+def test_stopped_experiment_resumes_like_uninterrupted(tmp_path, runs_dir):
+    from engine.runs import RunStore
+    from engine.worker import request_stop, run_training
+
+    settings = {
+        "seed": 0,
+        "device": "cpu",
+        "bs_train": 16,
+        "batches": None,
+        "epochs": 6,
+        "early_stopping": None,
+        "filters_per_layer": [4],
+        "layers_per_block": 2,
+        "pool_every": 2,
+        "hidden_dims": [],
+        "model_type": "ycn",
+        "dataset": "digits",
+        "schedule": "onecycle",
+    }
+    full = run_experiment("full", out_dir=tmp_path, print_every=0, **settings)
+
+    cut_dir = tmp_path / "cut"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "engine.experiments", "run-exp"),
+            *("-n", "cut", "-o", str(cut_dir), "-s", "0", "-d", "cpu"),
+            *("--epochs", "6", "--batches", "0", "--bs-train", "16"),
+            *("-K", "4", "-L", "2", "-P", "2", "-H", "-M", "ycn"),
+            *("--dataset", "digits", "--schedule", "onecycle"),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = RunStore(runs_dir)
+    try:
+        deadline = time.monotonic() + 90
+        cut = None
+        while cut is None or len(cut.history()) < 1:
+            assert time.monotonic() < deadline, "timed out waiting for epoch 1"
+            cut = next((r for r in store.runs() if r.name.startswith("cut")), None)
+            time.sleep(0.05)
+        assert request_stop(cut)
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    cut.reload()
+    assert cut.status == "stopped", cut.reason
+    assert cut.last_checkpoint_path.is_file()
+    assert cut.config["training"]["schedule"] == "onecycle"
+
+    resumed = run_training(store, cut.id, resume=True, log_file=False, print_every=0)
+    assert cut.reload().status == "finished"
+    assert resumed.num_epochs == 6
+    assert resumed.train_loss == pytest.approx(full.train_loss)
+    assert resumed.test_acc == pytest.approx(full.test_acc)

@@ -345,6 +345,18 @@ def test_stop_and_resume_real_worker(store):
     assert len(results["test_acc"]) == 100
 
 
+def test_stop_while_worker_starts_is_graceful(store):
+    run = store.create(digits_config(epochs=500, max_batches=2), name="early")
+    start_detached(store.root, run.id)
+    # The worker reads "running" seconds before its fit starts, while it
+    # still imports torch; a stop then must not kill it.
+    wait_for(lambda: run.reload().status == "running", "the worker to start")
+    assert request_stop(run)
+    assert wait_until_done(run, WAIT_SECONDS) == "stopped", log_text(run)
+    assert run.reason.startswith("stopped")
+    assert epochs_recorded(run) < 500
+
+
 def test_sigkill_mid_epoch_lists_reads_and_resumes(store):
     run = store.create(digits_config(epochs=40, max_batches=None), name="killed")
     pid = start_detached(store.root, run.id)

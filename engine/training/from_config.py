@@ -10,8 +10,21 @@ A run config has four sections::
         "optimizer": {"name": "adam", "learn_rate": 0.001, "reg": 0.0},
         "training": {"batch_size": 64, "bs_test": None, "epochs": 10,
                      "max_batches": None, "early_stopping": None, "seed": 0,
-                     "device": "auto"},
+                     "device": "auto", "schedule": "constant",
+                     "channels_last": "auto"},
     }
+
+"schedule" is a learning rate schedule of ``engine.schedules`` that peaks at
+the optimizer's learning rate, and "channels_last" is ``TorchTrainer``'s
+memory format option (the torch backend only).
+
+An optional "model" section builds one of ``engine.cnn``'s classes instead
+of the spec's layers, so that a checkpoint of that class loads again::
+
+    "model": {"type": "ycn", "channels": [32, 32], "pool_every": 2,
+              "hidden_dims": [], "kwargs": {"dropout": 0.1}}
+
+The spec then only describes the model, and may be None.
 
 Missing keys in "dataset" and "training" take the defaults above; missing
 optimizer hyper-parameters take the optimizer's defaults.
@@ -51,6 +64,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "early_stopping": None,
     "seed": 0,
     "device": "auto",
+    "schedule": "constant",
+    "channels_last": "auto",
 }
 
 
@@ -66,6 +81,7 @@ class TrainingSetup:
         num_epochs: Number of epochs to fit.
         early_stopping: Patience in epochs, or None.
         max_batches: Batches per epoch limit, or None.
+        schedule: Learning rate schedule name; "constant" for none.
     """
 
     trainer: Trainer
@@ -75,6 +91,7 @@ class TrainingSetup:
     num_epochs: int
     early_stopping: int | None
     max_batches: int | None
+    schedule: str = "constant"
 
     def fit(
         self,
@@ -85,6 +102,13 @@ class TrainingSetup:
         progress: bool | None = None,
     ) -> FitResult:
         """Run `Trainer.fit` with the config's settings; see there for Args."""
+        if self.schedule != "constant":
+            from engine.schedules import LearningRateSchedule, get_learning_rate
+
+            peak = get_learning_rate(self.trainer.optimizer)
+            steps = len(self.dl_train)
+            schedule = LearningRateSchedule(self.schedule, peak, self.num_epochs, steps)
+            callbacks = [schedule, *callbacks]
         return self.trainer.fit(
             self.dl_train,
             self.dl_test,
@@ -149,7 +173,16 @@ def build_training(config: dict[str, Any]) -> TrainingSetup:
         augment=bool(data["augment"]),
         max_batches=training["max_batches"],
     )
-    trainer = _build_trainer(config["spec"], config["optimizer"], dataset, device)
+    schedule = str(training["schedule"])
+    _check_schedule(schedule)
+    trainer = _build_trainer(
+        config["spec"],
+        config["optimizer"],
+        dataset,
+        device,
+        channels_last=training["channels_last"],
+        model_config=config.get("model"),
+    )
     return TrainingSetup(
         trainer=trainer,
         dl_train=dl_train,
@@ -158,7 +191,18 @@ def build_training(config: dict[str, Any]) -> TrainingSetup:
         num_epochs=int(training["epochs"]),
         early_stopping=training["early_stopping"],
         max_batches=training["max_batches"],
+        schedule=schedule,
     )
+
+
+def _check_schedule(schedule: str) -> None:
+    from engine.experiments import SCHEDULES
+
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f"invalid schedule {schedule!r} in the training section; expected "
+            f"one of {', '.join(SCHEDULES)}"
+        )
 
 
 def train_from_config(
@@ -199,15 +243,47 @@ def train_from_config(
     )
 
 
+def _build_class_model(model_config: dict[str, Any], dataset: Any) -> Any:
+    """Build an ``engine.cnn`` model from a run config's "model" section."""
+    from engine.experiments import model_class
+
+    try:
+        cls = model_class(model_config["type"])
+        return cls(
+            dataset.input_shape,
+            dataset.num_classes,
+            list(model_config["channels"]),
+            int(model_config["pool_every"]),
+            list(model_config["hidden_dims"]),
+            **dict(model_config.get("kwargs") or {}),
+        )
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"invalid model section {model_config!r} in the run config: {error}; "
+            "expected type, channels, pool_every, hidden_dims and kwargs"
+        ) from error
+
+
 def _build_trainer(
-    spec: dict[str, Any],
+    spec: dict[str, Any] | None,
     optimizer_config: dict[str, Any],
     dataset: Any,
     device: torch.device | None,
+    channels_last: str | bool = "auto",
+    model_config: dict[str, Any] | None = None,
 ) -> Trainer:
     from engine.optimizers import make_optimizer
     from engine.spec import build_model, input_shape, num_classes
 
+    if model_config is not None:
+        return _torch_trainer(
+            _build_class_model(model_config, dataset),
+            optimizer_config,
+            device,
+            channels_last,
+        )
+    if spec is None:
+        raise ValueError("the run config has neither a spec nor a model section")
     spec_shape = tuple(input_shape(spec))
     if spec_shape != tuple(dataset.input_shape):
         raise ValueError(
@@ -233,12 +309,31 @@ def _build_trainer(
         optimizer = make_optimizer(name, model.params(), **hyper)
         return BlockTrainer(model, CrossEntropyLoss(), optimizer, device=device)
 
+    return _torch_trainer(model, optimizer_config, device, channels_last)
+
+
+def _torch_trainer(
+    model: Any,
+    optimizer_config: dict[str, Any],
+    device: torch.device | None,
+    channels_last: str | bool,
+) -> Trainer:
     from torch import nn
 
+    from engine.optimizers import make_optimizer
     from engine.training.torch_trainer import TorchTrainer
 
     if device is not None:
         model.to(device)
-    optimizer = make_optimizer(name, model.parameters(), **hyper)
+    hyper = {key: value for key, value in optimizer_config.items() if key != "name"}
+    optimizer = make_optimizer(
+        optimizer_config.get("name"), model.parameters(), **hyper
+    )
     log.info("training %s on %s", type(model).__name__, device)
-    return TorchTrainer(model, nn.CrossEntropyLoss(), optimizer, device=device)
+    return TorchTrainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        device=device,
+        channels_last=channels_last,
+    )

@@ -127,8 +127,9 @@ class Trainer(abc.ABC):
 
     Subclasses implement `train_batch` and `test_batch` for one kind of
     model. During a fit these attributes are kept current for callbacks:
-    `epoch` (from 1), `num_epochs`, `start_epoch`, `stage` ("train" or
-    "test"), `num_batches` (of the current stage), `device` and
+    `epoch` (from 1), `num_epochs`, `start_epoch`, `start_batch` (training
+    batches of `start_epoch` done before a resumed fit, else 0), `stage`
+    ("train" or "test"), `num_batches` (of the current stage), `device` and
     `best_test_acc`.
 
     Args:
@@ -156,6 +157,7 @@ class Trainer(abc.ABC):
         self.epoch = 0
         self.num_epochs = 0
         self.start_epoch = 1
+        self.start_batch = 0
         self.stage: str | None = None
         self.num_batches = 0
         self.best_test_acc: float | None = None
@@ -381,6 +383,7 @@ class Trainer(abc.ABC):
 
         self.num_epochs = num_epochs
         self.start_epoch = state.result.num_epochs + 1
+        self.start_batch = _train_batches_done(state)
         self.epoch = state.result.num_epochs
         self.best_test_acc = state.result.best_test_acc
         try:
@@ -595,6 +598,15 @@ def _patience_spent(state: _FitState, early_stopping: int | None) -> bool:
         early_stopping is not None
         and state.epochs_without_improvement >= early_stopping
     )
+
+
+def _train_batches_done(state: _FitState) -> int:
+    """Return how many training batches of the next epoch the checkpoint ran."""
+    if state.partial is None:
+        return 0
+    if state.partial.stage == "train":
+        return len(state.partial.losses)
+    return len(state.partial_train.losses) if state.partial_train else 0
 
 
 def _mark_early_stop(result: FitResult, epoch: int, early_stopping: int | None) -> None:
