@@ -46,7 +46,39 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"engine.commands.{name}")
         module.register(subparsers)
+    _accept_store_options_everywhere(parser)
     return parser
+
+
+def _accept_store_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let every subcommand take --runs-dir and --data-dir after its name too.
+
+    ``layerlab runs list --runs-dir X`` then works like ``layerlab --runs-dir
+    X runs list``. The subcommand's copy has no default, so it leaves the
+    top-level value alone unless given.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for subparser in action.choices.values():
+            taken = set(subparser._option_string_actions)
+            if "--runs-dir" not in taken:
+                subparser.add_argument(
+                    "--runs-dir",
+                    default=argparse.SUPPRESS,
+                    metavar="DIR",
+                    help=f"directory of the run store (default: ${RUNS_DIR_ENV}, "
+                    "else ./saved_runs)",
+                )
+            if "--data-dir" not in taken:
+                subparser.add_argument(
+                    "--data-dir",
+                    default=argparse.SUPPRESS,
+                    metavar="DIR",
+                    help=f"directory of the data sets (default: ${DATA_DIR_ENV}, "
+                    "else ~/.pytorch-datasets)",
+                )
+            _accept_store_options_everywhere(subparser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tui.app import run_app
 
         return run_app(runs_dir=args.runs_dir, data_dir=args.data_dir)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        # The reader of stdout went away (as with `layerlab runs list | head`);
+        # point stdout at /dev/null so that the exit flush does not fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

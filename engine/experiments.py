@@ -103,6 +103,15 @@ def _split_kw(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return options, model_kw
 
 
+def _check_counts(**counts: int | None) -> None:
+    """Raise ValueError for a count below 1; batches None or 0 means all."""
+    for name, value in counts.items():
+        if name == "batches" and value in (None, 0):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def run_experiment(
     run_name: str,
     out_dir: str | os.PathLike[str] = "saved_runs",
@@ -164,6 +173,7 @@ def run_experiment(
             configuration.
         DatasetNotFoundError: when the data set's files are missing.
     """
+    _check_counts(epochs=epochs, bs_train=bs_train, batches=batches)
     if seed is None:
         seed = random.randint(0, 2**31)
     if not bs_test:
@@ -306,6 +316,7 @@ def run_mlp_experiment(
     train_size: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     print_every: int = 1,
+    download: bool = False,
     *,
     record_run: bool = True,
     runs_dir: str | None = None,
@@ -328,6 +339,7 @@ def run_mlp_experiment(
         train_size: keep only this many training samples.
         data_dir: directory of the downloaded data sets.
         print_every: progress output every this many epochs, 0 for none.
+        download: let torchvision download a missing data set.
         record_run: also record the experiment as a run in the store, with
             its checkpoints there unless ``checkpoints`` is given.
         runs_dir: run store root; None means $LAYERLAB_RUNS_DIR, else
@@ -337,6 +349,7 @@ def run_mlp_experiment(
     Returns:
         The ``FitResult`` of the fit.
     """
+    _check_counts(epochs=epochs, bs_train=bs_train, batches=batches)
     if seed is None:
         seed = random.randint(0, 2**31)
     if not bs_test:
@@ -357,7 +370,9 @@ def run_mlp_experiment(
     random.seed(seed)
     torch.manual_seed(seed)
     resolved = resolve_device(device or "auto")
-    data = load_dataset(dataset, data_dir=data_dir, train_size=train_size)
+    data = load_dataset(
+        dataset, data_dir=data_dir, download=download, train_size=train_size
+    )
     dl_train, dl_test = make_loaders(
         data,
         bs_train,
@@ -477,6 +492,13 @@ def load_experiment(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
         raise ValueError(
             f"{path} is not an experiment results file: it needs 'config' and "
             "'results' entries"
+        )
+    if not isinstance(output["results"], dict) or not isinstance(
+        output.get("details") or {}, dict
+    ):
+        raise ValueError(
+            f"{path} is not an experiment results file: its 'results' (and "
+            "'details', when present) must be JSON objects"
         )
     fields = dict(output.get("details") or {})
     fields.update(output["results"])
@@ -607,6 +629,19 @@ def _add_layerlab_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep only this many training samples",
     )
     parser.add_argument(
+        "--download",
+        action="store_true",
+        help="let torchvision download a missing data set (needs internet)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        default=None,
+        help=(
+            "run store root that records the experiment as a run; "
+            "$LAYERLAB_RUNS_DIR, else saved_runs, if omitted"
+        ),
+    )
+    parser.add_argument(
         "--channels-last",
         choices=("auto", "on", "off"),
         default="auto",
@@ -664,6 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             augment=args.augment,
             train_size=args.train_size,
             data_dir=args.data_dir,
+            download=args.download,
+            runs_dir=args.runs_dir,
             channels_last=args.channels_last,
             **model_kw,
         )

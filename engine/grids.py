@@ -104,6 +104,7 @@ class GridSettings:
     epochs: int | None = None
     batches: int | None = None
     seed: int = 42
+    download: bool = False
 
     @property
     def image_size(self) -> int:
@@ -196,6 +197,8 @@ def _conv_experiment(
     kw = {**options, **(model_kw or {})}
     if settings.data_dir is not None:
         kw["data_dir"] = settings.data_dir
+    if settings.download:
+        kw["download"] = True
     params["kw"] = kw
     return Experiment("conv", params)
 
@@ -270,6 +273,8 @@ def _mlp_experiment(settings: GridSettings, **params: Any) -> Experiment:
         "early_stopping": None,
     }
     base.update(params)
+    if settings.download:
+        base["download"] = True
     if settings.epochs is not None:
         base["epochs"] = settings.epochs
     if settings.batches is not None:

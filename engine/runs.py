@@ -26,6 +26,7 @@ import fcntl
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -558,10 +559,20 @@ class Run:
         return True
 
     def summary(self) -> RunSummary:
-        """Return the listing row of this run."""
+        """Return the listing row of this run.
+
+        Summary fields of the wrong type (a hand-edited or foreign run.json)
+        are shown as missing, with a warning, instead of failing the listing.
+        """
         info = self.info
         stored = info.get("summary") or {}
-        seconds = stored.get("seconds")
+        if not isinstance(stored, dict):
+            log.warning("run %s: ignored its summary, which is not an object", self.id)
+            stored = {}
+        best = _finite_or_none(self.id, stored, "best_test_acc")
+        epochs_done = _finite_or_none(self.id, stored, "epochs_done")
+        num_epochs = _finite_or_none(self.id, stored, "num_epochs")
+        seconds = _finite_or_none(self.id, stored, "seconds")
         return RunSummary(
             id=self.id,
             name=self.name,
@@ -569,10 +580,10 @@ class Run:
             dataset=str(stored.get("dataset", "")),
             model=str(stored.get("model", "")),
             optimizer=str(stored.get("optimizer", "")),
-            best_test_acc=stored.get("best_test_acc"),
-            epochs_done=int(stored.get("epochs_done") or 0),
-            num_epochs=stored.get("num_epochs"),
-            seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
+            best_test_acc=best,
+            epochs_done=int(epochs_done or 0),
+            num_epochs=None if num_epochs is None else int(num_epochs),
+            seconds=seconds or 0.0,
             created=str(info.get("created", "")),
             reason=self.reason,
             path=self.path,
@@ -636,6 +647,18 @@ class Run:
     def write_result(self, results: dict[str, Any]) -> None:
         """Write result.json as ``{"config": ..., "results": results}``."""
         write_json_atomic(self.result_path, {"config": self.config, "results": results})
+
+
+def _finite_or_none(run_id: str, stored: dict[str, Any], key: str) -> float | None:
+    """Return ``stored[key]`` as a finite float, or None when missing or invalid."""
+    value = stored.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value):
+            return float(value)
+    log.warning("run %s: ignored summary field %s=%r, not a number", run_id, key, value)
+    return None
 
 
 def epoch_history(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -824,9 +847,9 @@ class RunStore:
         runs = []
         for entry in self._entries():
             if not entry.is_dir(follow_symlinks=False):
-                self._warn_once(
-                    entry.path, "skipped %s: not a run directory", entry.path
-                )
+                # Experiment results files may share the root; only a foreign
+                # directory gets a warning.
+                log.debug("skipped %s: not a directory", entry.path)
                 continue
             run = self._load(Path(entry.path))
             if run is not None:
@@ -839,7 +862,19 @@ class RunStore:
 
         Only run.json is read for each run, never the metrics.
         """
-        return [run.summary() for run in self.runs()]
+        summaries = []
+        for run in self.runs():
+            try:
+                summaries.append(run.summary())
+            except (TypeError, ValueError, AttributeError) as error:
+                self._warn_once(
+                    str(run.path),
+                    "skipped %s: invalid %s (%s)",
+                    run.path,
+                    RUN_FILE,
+                    error,
+                )
+        return summaries
 
     def get(self, run_id: str) -> Run:
         """Return the run with id ``run_id`` or with a unique id prefix.

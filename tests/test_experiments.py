@@ -171,6 +171,13 @@ def test_load_experiment_rejects_other_json(tmp_path):
         load_experiment(path)
 
 
+def test_load_experiment_rejects_results_list(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps({"config": {}, "results": [1, 2]}))
+    with pytest.raises(ValueError, match="must be JSON objects"):
+        load_experiment(path)
+
+
 def test_run_experiment_chooses_seed_and_is_reproducible(tmp_path):
     common = {**TINY, "filters_per_layer": [4], "layers_per_block": 1}
     first = run_experiment("a", out_dir=tmp_path, pool_every=1, **common)
@@ -351,6 +358,60 @@ def test_run_grid_skips_existing_results(tmp_path, capsys):
     assert existing.read_text() == "{}"
     assert (tmp_path / "optimizers_momentum.json").exists()
     assert (tmp_path / "optimizers_rmsprop.json").exists()
+
+
+def test_run_grid_redo_replaces_results(tmp_path, capsys):
+    settings = GridSettings(
+        dataset="digits", epochs=1, batches=1, out_dir=str(tmp_path)
+    )
+    experiments = grid_experiments("optimizers", settings)[:1]
+    existing = experiments[0].result_path()
+    existing.write_text("{}")
+    failures = run_grid(experiments, redo=True)
+    assert failures == 0
+    assert "skip" not in capsys.readouterr().out
+    config, result = load_experiment(existing)
+    assert config["optimizer"] == "sgd"
+    assert result.num_epochs == 1
+
+
+def test_dropout_grid_shows_overfitting_without_dropout(tmp_path):
+    from engine.grids import run_one
+
+    settings = GridSettings(dataset="digits", out_dir=str(tmp_path), device="cpu")
+    gaps = {}
+    for experiment in grid_experiments("dropout", settings):
+        result = run_one(experiment)
+        dropout = experiment.params["dropout"]
+        gaps[dropout] = result.train_acc[-1] - result.test_acc[-1]
+        if dropout == 0.0:
+            assert result.train_acc[-1] >= 99.5
+    assert sorted(gaps) == [0.0, 0.4, 0.8]
+    assert gaps[0.0] > gaps[0.8] + 2.0
+
+
+def test_experiment_run_reports_missing_data_once(tmp_path):
+    completed = run_cli(
+        *("-m", "engine.cli", "experiment", "run", "exp1_1"),
+        *("--data-dir", str(tmp_path / "empty"), "--out-dir", str(tmp_path)),
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.count("cifar10 not found") == 1
+    assert "Traceback" not in completed.stderr
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_run_experiment_rejects_zero_epochs(tmp_path, runs_dir):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
+        run_experiment(
+            "zero",
+            out_dir=tmp_path,
+            filters_per_layer=[4],
+            layers_per_block=1,
+            pool_every=1,
+            **{**TINY, "epochs": 0},
+        )
+    assert not runs_dir.exists()
 
 
 def test_run_grid_dry_run_writes_nothing(tmp_path, capsys):

@@ -225,11 +225,37 @@ def test_list_skips_foreign_and_corrupt_entries(store, caplog):
         summaries = store.list()
     assert [summary.id for summary in summaries] == [good.id]
     warnings = "\n".join(record.getMessage() for record in caplog.records)
-    assert "notes.txt" in warnings
+    assert "notes.txt" not in warnings
     assert "foreign-dir" in warnings
     assert "corrupt" in warnings
     assert "array" in warnings
     assert ".gitkeep" not in warnings
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        {"epochs_done": "x"},
+        [1],
+        {"best_test_acc": "high"},
+        {"seconds": float("inf")},
+        {"num_epochs": {"a": 1}},
+        {"best_test_acc": True},
+    ],
+    ids=["text-epochs", "list", "text-acc", "inf-seconds", "dict-epochs", "bool"],
+)
+def test_list_survives_wrong_summary_types(store, caplog, summary):
+    run = store.create(tiny_config(), name="odd")
+    info = json.loads(run.run_json_path.read_text())
+    info["summary"] = summary
+    run.run_json_path.write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING, logger="engine.runs"):
+        (listed,) = RunStore(store.root).list()
+    assert listed.id == run.id
+    assert listed.best_test_acc is None or isinstance(listed.best_test_acc, float)
+    assert isinstance(listed.epochs_done, int)
+    assert isinstance(listed.seconds, float)
+    assert "ignored" in caplog.text
 
 
 def test_list_warns_once_per_entry(store, caplog):

@@ -201,7 +201,14 @@ def test_config_from_args_has_run_config_sections():
     )
     config = config_from_args(args)
     assert set(config) == {"spec", "dataset", "optimizer", "training"}
-    assert config["optimizer"] == {"name": "adam", "learn_rate": 0.01}
+    assert config["optimizer"] == {
+        "name": "adam",
+        "learn_rate": 0.01,
+        "reg": 0.0,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+    }
     assert config["dataset"]["name"] == "digits"
     assert config["training"]["epochs"] == 4
     assert config["training"]["early_stopping"] == 2

@@ -443,6 +443,14 @@ def test_cli_list_show_export_delete(store, tmp_path):
     assert [row["run_id"] for row in rows] == [first.id, first.id, second.id]
     assert [row["epoch"] for row in rows] == ["1", "2", "1"]
 
+    missing_dir = tmp_path / "absent" / "metrics.csv"
+    failed = layerlab(
+        "runs", "export", first.id, "--csv", str(missing_dir), root=store.root
+    )
+    assert failed.returncode == 1
+    assert f"could not write {missing_dir}" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
     unconfirmed = layerlab(
         "runs", "delete", first.id, root=store.root, stdin=subprocess.DEVNULL
     )

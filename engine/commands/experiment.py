@@ -91,6 +91,11 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--seed", type=int, default=42, help="seed of every run")
     run.add_argument(
+        "--download",
+        action="store_true",
+        help="let torchvision download a missing data set (needs internet)",
+    )
+    run.add_argument(
         "--redo", action="store_true", help="run again where results exist"
     )
     run.add_argument(
@@ -146,16 +151,31 @@ def _gpus(device: str | None) -> list[int]:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run a named grid; return 1 when an experiment failed."""
+    data_dir = args.grid_data_dir or getattr(args, "data_dir", None)
     settings = GridSettings(
         dataset=args.dataset,
-        data_dir=args.grid_data_dir,
+        data_dir=data_dir,
         out_dir=_out_dir(args.out_dir),
         device=args.device,
         epochs=args.epochs,
         batches=args.batches,
         seed=args.seed,
+        download=args.download,
     )
-    experiments = grid_experiments(args.name, settings)
+    try:
+        experiments = grid_experiments(args.name, settings)
+    except ValueError as error:
+        print(f"layerlab experiment run: error: {error}", file=sys.stderr)
+        return 2
+    # Check the data once, rather than failing every experiment of the grid.
+    downloadable = args.download and args.dataset not in ("digits", "imagefolder")
+    if not args.dry_run and not downloadable:
+        from engine.dataset_info import check_data_available
+
+        problem = check_data_available(args.dataset, data_dir)
+        if problem is not None:
+            print(f"layerlab experiment run: error: {problem}", file=sys.stderr)
+            return 2
     gpus = [] if args.dry_run else _gpus(args.device)
     failures = run_grid(experiments, gpus=gpus, redo=args.redo, dry_run=args.dry_run)
     if failures:

@@ -266,8 +266,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.csv == "-":
         export_csv(runs, sys.stdout)
         return 0
-    with open(args.csv, "w", newline="", encoding="utf-8") as file:
-        rows = export_csv(runs, file)
+    try:
+        with open(args.csv, "w", newline="", encoding="utf-8") as file:
+            rows = export_csv(runs, file)
+    except OSError as error:
+        return _error(f"could not write {args.csv}: {error.strerror or error}")
     print(f"wrote {rows} rows of {len(runs)} runs to {args.csv}")
     return 0
 

@@ -341,7 +341,13 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "augment": args.augment,
             "train_size": args.train_size,
         },
-        "optimizer": {"name": args.optimizer, **optimizer_hyper(args)},
+        # Every hyper-parameter is stored, defaults included, so that the run
+        # records exactly what it trained with.
+        "optimizer": {
+            "name": args.optimizer,
+            **{field.name: field.default for field in OPTIMIZER_FIELDS[args.optimizer]},
+            **optimizer_hyper(args),
+        },
         "training": {
             "batch_size": args.batch_size,
             "bs_test": args.bs_test,
