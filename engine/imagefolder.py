@@ -44,7 +44,9 @@ JPEG_EXTENSIONS = (".jpg", ".jpeg")
 DECODE_CHUNK = 512
 
 
-def list_split(split_dir: Path, classes: Sequence[str] | None = None):
+def list_split(
+    split_dir: Path, classes: Sequence[str] | None = None
+) -> tuple[list[Path], list[int], list[str]]:
     """List the images of one split as (paths, labels, class names).
 
     Args:
@@ -146,7 +148,9 @@ def decode_images(paths: Sequence[Path], workers: int | None = None) -> list[Ten
     return [image for chunk in decoded for image in chunk]
 
 
-def stack_images(images: list[Tensor], paths: Sequence[Path], size) -> Tensor:
+def stack_images(
+    images: list[Tensor], paths: Sequence[Path], size: tuple[int, int]
+) -> Tensor:
     """Stack images into (N, 3, H, W), resizing those not of `size` (H, W)."""
     from torchvision.transforms.v2.functional import resize
 
