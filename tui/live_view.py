@@ -51,6 +51,26 @@ STATUS_STYLES = {
 }
 
 
+def flow_parts(parts: list[Text], width: int, separator: str = "  ") -> Text:
+    """Join ``parts`` with ``separator``, starting a new line before a part
+    that would pass ``width`` cells, so no part is split or cut off.
+
+    A width of 0 (a widget not laid out yet) keeps every part on one line.
+    """
+    text = Text()
+    line_width = 0
+    for part in parts:
+        if line_width and width and line_width + len(separator) + part.cell_len > width:
+            text.append("\n")
+            line_width = 0
+        elif line_width:
+            text.append(separator)
+            line_width += len(separator)
+        text.append_text(part)
+        line_width += part.cell_len
+    return text
+
+
 class LiveView(Horizontal):
     """Curves, progress and log of the runs followed in this session."""
 
@@ -58,12 +78,14 @@ class LiveView(Horizontal):
     LiveView #live-runs {
         width: 20;
         height: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     LiveView #live-main {
         width: 1fr;
     }
     LiveView #live-title, LiveView #live-stats {
-        height: 1;
+        height: auto;
     }
     LiveView .bar-row {
         height: 1;
@@ -210,6 +232,11 @@ class LiveView(Horizontal):
             self._update_text()
             self.limiter.force()
             self._draw_if_due()
+        # The text lines flow at the widths that the next layout gives them.
+        self.call_after_refresh(self._update_text)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._update_text)
 
     def _poll(self, monitor: RunMonitor) -> None:
         try:
@@ -261,7 +288,7 @@ class LiveView(Horizontal):
 
     def _option_label(self, monitor: RunMonitor) -> Text:
         style = STATUS_STYLES.get(monitor.status, "")
-        label = Text(monitor.name[:18], overflow="ellipsis")
+        label = Text(monitor.name)
         label.append("\n")
         label.append(monitor.status, style=style)
         return label
@@ -272,27 +299,33 @@ class LiveView(Horizontal):
             return
         history = monitor.history
         status = Text(monitor.status, style=STATUS_STYLES.get(monitor.status, ""))
-        title = Text.assemble(Text(monitor.name, style="bold"), "  ", status)
         if monitor.reason:
-            title.append(f": {monitor.reason}", style="red")
+            status.append(f": {monitor.reason}", style="red")
         device = history.device or monitor.run.config.get("training", {}).get(
             "device", "auto"
         )
-        title.append(f"  device {device}")
+        title = [Text(monitor.name, style="bold"), status, Text(f"device {device}")]
         if history.memory:
-            title.append(f"  mem {history.memory}")
+            title.append(Text(f"mem {history.memory}"))
         self._set_static("live-title", title)
-        self._set_static("live-stats", Text(self._stats_text(monitor)))
+        self._set_static("live-stats", [Text(p) for p in self._stats_parts(monitor)])
         # Rounded to 0.5 % steps, so a bar repaints only when it visibly moves.
         self._set_bar("epoch-bar", round(history.epoch_fraction() * 200) / 200)
         self._set_bar("fit-bar", round(history.fit_fraction() * 200) / 200)
 
-    def _set_static(self, widget_id: str, text: Text) -> None:
-        if self._shown_text.get(widget_id) == text.plain:
+    def _set_static(self, widget_id: str, parts: list[Text]) -> None:
+        widget = self.query_one(f"#{widget_id}", Static)
+        text = flow_parts(parts, widget.size.width)
+        previous = self._shown_text.get(widget_id)
+        if previous == text.plain:
             return
         self._shown_text[widget_id] = text.plain
-        # Both lines have a fixed height of 1, so no layout pass is needed.
-        self.query_one(f"#{widget_id}", Static).update(text, layout=False)
+        # The widget's height follows its line count, so only a change of
+        # that count needs a layout pass.
+        lines_changed = not isinstance(previous, str) or (
+            previous.count("\n") != text.plain.count("\n")
+        )
+        widget.update(text, layout=lines_changed)
 
     def _set_bar(self, widget_id: str, progress: float) -> None:
         if self._shown_text.get(widget_id) == progress:
@@ -300,7 +333,7 @@ class LiveView(Horizontal):
         self._shown_text[widget_id] = progress
         self.query_one(f"#{widget_id}", ProgressBar).update(total=1, progress=progress)
 
-    def _stats_text(self, monitor: RunMonitor) -> str:
+    def _stats_parts(self, monitor: RunMonitor) -> list[str]:
         history = monitor.history
         parts = []
         done = history.epochs[-1] if history.epochs else 0
@@ -319,7 +352,7 @@ class LiveView(Horizontal):
             parts.append(f"ETA {format_duration(history.eta_seconds(time.time()))}")
         if history.best_test_acc is not None:
             parts.append(f"best test {history.best_test_acc:.1f}%")
-        return "  ".join(parts)
+        return parts
 
     def _draw_if_due(self) -> None:
         monitor = self.shown

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -55,6 +55,13 @@ COLUMNS: dict[str, tuple[str, Any]] = {
 }
 SORTABLE = [key for key, (_, sort_key) in COLUMNS.items() if sort_key is not None]
 
+# Below this view width the table drops the data set, model and optimizer
+# columns and crops names, so best acc, epochs, time and date stay in sight.
+# The detail line under the table shows the dropped values of the cursor row.
+COMPACT_BELOW = 120
+COMPACT_COLUMNS = ("mark", "name", "status", "best", "epochs", "time", "date")
+COMPACT_NAME_WIDTH = 16
+
 # Metric key of an epoch record -> plot title.
 METRICS = {
     "test_acc": "test accuracy %",
@@ -83,13 +90,15 @@ def matches_filter(summary: RunSummary, text: str) -> bool:
     return all(word in haystack for word in text.lower().split())
 
 
-def format_date(created: str) -> str:
-    """Format a run's ISO 8601 UTC creation time as local ``YYYY-MM-DD HH:MM``."""
+def format_date(created: str, with_year: bool = True) -> str:
+    """Format a run's ISO 8601 UTC creation time as local ``YYYY-MM-DD HH:MM``,
+    or ``MM-DD HH:MM`` without the year."""
     try:
         moment = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         return created
-    return moment.replace(tzinfo=dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M")
+    local = moment.replace(tzinfo=dt.UTC).astimezone()
+    return local.strftime("%Y-%m-%d %H:%M" if with_year else "%m-%d %H:%M")
 
 
 class RunsView(Vertical):
@@ -122,6 +131,10 @@ class RunsView(Vertical):
     RunsView #runs-table {
         height: 1fr;
     }
+    RunsView #runs-detail {
+        height: auto;
+        color: $text-muted;
+    }
     RunsView #runs-compare {
         height: 2fr;
         display: none;
@@ -150,16 +163,17 @@ class RunsView(Vertical):
         self.drawn: dict[str, list[Series]] = {}
         """Plot id -> the series it was last drawn from (before decimation)."""
         self._shown_rows: list[tuple[Any, ...]] = []
+        self.compact = False
+        """True while the table shows only ``COMPACT_COLUMNS``."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="runs-bar"):
             yield Input(placeholder="filter (/)", compact=True, id="runs-filter")
             yield Static("", id="runs-sort")
         table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
-        for key, (header, _) in COLUMNS.items():
-            # The mark column's header is empty, so its width is set.
-            table.add_column(header, key=key, width=1 if key == "mark" else None)
+        self._add_columns(table)
         yield table
+        yield Static("", id="runs-detail")
         with Vertical(id="runs-compare"):
             with Horizontal(id="metric-row"):
                 options = [(title, key) for key, title in METRICS.items()]
@@ -187,6 +201,33 @@ class RunsView(Vertical):
 
     def on_show(self) -> None:
         self.refresh_runs()
+
+    def on_resize(self, event: events.Resize) -> None:
+        compact = event.size.width < COMPACT_BELOW
+        if compact == self.compact:
+            return
+        self.compact = compact
+        table = self.query_one("#runs-table", DataTable)
+        current = self.cursor_run_id()
+        table.clear(columns=True)
+        self._add_columns(table)
+        self._shown_rows = []
+        self._fill_table()
+        if current is not None and current in table.rows:
+            table.move_cursor(row=table.get_row_index(current))
+
+    def _add_columns(self, table: DataTable) -> None:
+        for key in self._column_keys():
+            width = None
+            if key == "mark":
+                # The mark column's header is empty, so its width is set.
+                width = 1
+            elif key == "name" and self.compact:
+                width = COMPACT_NAME_WIDTH
+            table.add_column(COLUMNS[key][0], key=key, width=width)
+
+    def _column_keys(self) -> tuple[str, ...]:
+        return COMPACT_COLUMNS if self.compact else tuple(COLUMNS)
 
     def _refresh_if_visible(self) -> None:
         if all(node.display for node in self.ancestors_with_self):
@@ -216,17 +257,35 @@ class RunsView(Vertical):
     def _row(self, summary: RunSummary) -> tuple[Any, ...]:
         best = "-" if summary.best_test_acc is None else f"{summary.best_test_acc:.2f}"
         total = summary.num_epochs or "?"
-        return (
-            "*" if summary.id in self.marked else "",
-            summary.name,
-            Text(summary.status, style=STATUS_STYLES.get(summary.status, "")),
-            summary.dataset,
-            summary.model,
-            summary.optimizer,
-            best,
-            f"{summary.epochs_done}/{total}",
-            format_duration(summary.seconds),
-            format_date(summary.created),
+        name: str | Text = summary.name
+        if self.compact:
+            name = Text(summary.name, no_wrap=True, overflow="ellipsis")
+            name.truncate(COMPACT_NAME_WIDTH, overflow="ellipsis")
+        cells = {
+            "mark": "*" if summary.id in self.marked else "",
+            "name": name,
+            "status": Text(summary.status, style=STATUS_STYLES.get(summary.status, "")),
+            "dataset": summary.dataset,
+            "model": summary.model,
+            "optimizer": summary.optimizer,
+            "best": best,
+            "epochs": f"{summary.epochs_done}/{total}",
+            "time": format_duration(summary.seconds),
+            "date": format_date(summary.created, with_year=not self.compact),
+        }
+        return tuple(cells[key] for key in self._column_keys())
+
+    def _show_detail(self) -> None:
+        """Describe the run under the cursor in the line under the table."""
+        run_id = self.cursor_run_id()
+        summary = next((s for s in self.summaries if s.id == run_id), None)
+        detail = self.query_one("#runs-detail", Static)
+        if summary is None:
+            detail.update("")
+            return
+        detail.update(
+            f"{summary.name}: data set {summary.dataset}, model {summary.model}, "
+            f"optimizer {summary.optimizer}"
         )
 
     def _fill_table(self) -> None:
@@ -247,6 +306,7 @@ class RunsView(Vertical):
             table.add_row(*row, key=key)
         if current is not None and current in table.rows:
             table.move_cursor(row=table.get_row_index(current))
+        self._show_detail()
 
     def cursor_run_id(self) -> str | None:
         """Id of the run under the table's cursor, or None when it is empty."""
@@ -281,6 +341,10 @@ class RunsView(Vertical):
         else:
             self.sort_column = key
         self._fill_table()
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _row_highlighted(self) -> None:
+        self._show_detail()
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
