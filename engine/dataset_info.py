@@ -99,13 +99,22 @@ def digits_csv_path() -> Path | None:
     return None
 
 
-def check_data_available(name: str, data_dir: str | Path | None = None) -> str | None:
+def check_data_available(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    download_control: str = "--download",
+    data_dir_control: str = "--data-dir",
+) -> str | None:
     """Check that the files of a data set exist, without loading them.
 
     Args:
         name: One of `DATASET_NAMES`.
         data_dir: The data directory (for "imagefolder", the folder holding
             train/ and test/); None means `default_data_dir()`.
+        download_control: Name of the control that requests a download,
+            such as the command-line option or a checkbox of a form.
+        data_dir_control: Name of the control that sets the data directory.
 
     Returns:
         None when the data is there, else a message that names where it looked
@@ -122,35 +131,37 @@ def check_data_available(name: str, data_dir: str | Path | None = None) -> str |
         return None
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     if name == "imagefolder":
-        return _check_image_folder(root)
+        return _check_image_folder(root, data_dir_control)
     missing = [rel for rel in TORCHVISION_FILES[name] if not (root / rel).is_file()]
     if not missing:
         return None
     more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
     return (
         f"{name} not found in {root} (missing {missing[0]}{more}). "
-        f"Download it with --download (needs internet), or "
-        f"{manual_install_text(name, root)}"
+        f"Download it with {download_control} (needs internet), or "
+        f"{manual_install_text(name, root, data_dir_control)}"
     )
 
 
-def manual_install_text(name: str, root: Path) -> str:
+def manual_install_text(
+    name: str, root: Path, data_dir_control: str = "--data-dir"
+) -> str:
     """Describe how to put the files of a torchvision data set in place by hand."""
     expected = ", ".join(TORCHVISION_FILES[name])
     return (
         f"copy the files that torchvision downloads into {root}: {expected}. "
-        f"Set another directory with --data-dir or ${DATA_DIR_ENV}."
+        f"Set another directory with {data_dir_control} or ${DATA_DIR_ENV}."
     )
 
 
-def _check_image_folder(root: Path) -> str | None:
+def _check_image_folder(root: Path, data_dir_control: str) -> str | None:
     layout = "<dir>/train/<class>/<image> and <dir>/test/<class>/<image>"
     for split in ("train", "test"):
         split_dir = root / split
         if not split_dir.is_dir():
             return (
                 f"image folder {root} has no {split}/ subfolder; expected the "
-                f"layout {layout}. Pass the folder with --data-dir."
+                f"layout {layout}. Pass the folder with {data_dir_control}."
             )
         if not any(child.is_dir() for child in split_dir.iterdir()):
             return (

@@ -10,7 +10,13 @@ from textual.widgets import DataTable, Input, Select, Static
 from engine import spec as specs
 from tui.app import LayerlabApp
 from tui.build_view import BAD_ROW_STYLE, BuildView
-from tui.dialogs import AddLayerDialog, LayerFormDialog, PathDialog, PresetDialog
+from tui.dialogs import (
+    AddLayerDialog,
+    InputShapeDialog,
+    LayerFormDialog,
+    PathDialog,
+    PresetDialog,
+)
 
 SIZES = [(80, 24), (160, 48)]
 
@@ -285,3 +291,73 @@ async def test_build_loads_invalid_stack_as_draft(app, tmp_path):
         await pilot.press("d")
         await pilot.pause()
         assert app.query_one(BuildView).bad_row is None
+
+
+async def test_build_input_shape_form(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("I")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, InputShapeDialog)
+        # The form starts at the digits shape of the default stack.
+        values = {
+            name: dialog.query_one(f"#field-{name}", Input).value
+            for name in ("channels", "height", "width", "num_classes")
+        }
+        assert values == {
+            "channels": "1",
+            "height": "8",
+            "width": "8",
+            "num_classes": "10",
+        }
+
+        dialog.query_one("#field-height", Input).focus()
+        await pilot.pause()
+        await replace_text(pilot, "0")
+        await pilot.pause()
+        error = dialog.query_one("#error-height", Static)
+        assert str(error.render()) == "Height must be at least 1, got 0"
+        assert error.display
+        assert dialog.query_one("#ok").disabled
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is dialog
+
+        dialog.query_one("#field-num_classes", Input).focus()
+        await pilot.pause()
+        await replace_text(pilot, "x")
+        await pilot.pause()
+        reason = str(dialog.query_one("#error-num_classes", Static).render())
+        assert reason == "Classes must be a whole number, got 'x'"
+
+        for name, text in (
+            ("channels", "3"),
+            ("height", "16"),
+            ("width", "24"),
+            ("num_classes", "10"),
+        ):
+            dialog.query_one(f"#field-{name}", Input).focus()
+            await pilot.pause()
+            await replace_text(pilot, text)
+        await pilot.pause()
+        assert not dialog.errors
+        assert not dialog.query_one("#error-height", Static).display
+        await pilot.press("enter")
+        await pilot.pause()
+
+        assert not isinstance(app.screen, InputShapeDialog)
+        assert app.spec["input"] == {"shape": [3, 16, 24], "num_classes": 10}
+        header = static_text(app, "#build-header")
+        assert "input shape (3, 16, 24), 10 classes (t, I)" in header
+        assert stack_rows(app)[0][3] == f"{3 * 16 * 24 * 128 + 128:,}"
+
+        # Escape leaves the input as it is; t goes back to a named data set.
+        await pilot.press("I")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.spec["input"] == {"shape": [3, 16, 24], "num_classes": 10}
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.spec["input"] == {"dataset": "digits"}

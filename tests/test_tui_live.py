@@ -128,6 +128,10 @@ async def test_failed_worker_shows_reason(store, tmp_path):
 
         assert live.shown.reason != ""
         assert "Traceback" not in live.shown.reason
+        # The app names its own controls, not the command-line options.
+        assert "the Download if missing checkbox" in live.shown.reason
+        assert "--download" not in live.shown.reason
+        assert "--data-dir" not in live.shown.reason
         errors = [n for n in app._notifications if n.severity == "error"]
         assert any("failed" in n.message for n in errors)
 

@@ -192,6 +192,75 @@ async def test_missing_data_directory_reported(tmp_path):
         assert RunStore(tmp_path / "runs").list() == []
 
 
+async def test_data_messages_name_form_controls(tmp_path):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        await wait_until(pilot, lambda: view.ready)
+        set_field(app, "data_dir", str(tmp_path / "missing"))
+        for dataset in ("mnist", "imagefolder"):
+            view.query_one("#dataset", Select).value = dataset
+            await pilot.pause()
+            message = error_text(app, "data_dir")
+            assert "the Data directory field" in message
+            assert "--data-dir" not in message
+            assert "--download" not in message
+        view.query_one("#dataset", Select).value = "mnist"
+        await pilot.pause()
+        assert "the Download if missing checkbox" in error_text(app, "data_dir")
+        notified = " ".join(notification_texts(app))
+        assert "--data-dir" not in notified
+        assert "--download" not in notified
+
+
+async def test_image_folder_needs_input_shape(tmp_path):
+    folder = tmp_path / "images"
+    for split in ("train", "test"):
+        for label in ("cat", "dog"):
+            (folder / split / label).mkdir(parents=True)
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        await wait_until(pilot, lambda: view.ready)
+        set_field(app, "data_dir", str(folder))
+        view.query_one("#dataset", Select).value = "imagefolder"
+        await pilot.pause()
+        assert error_text(app, "data_dir") == ""
+        status = str(view.query_one("#spec-status", Static).render())
+        assert "press I" in status
+        assert "Build tab (1)" in status
+        assert view.query_one("#start", Button).disabled
+
+        # The key that the message names opens the shape form in Build.
+        await pilot.press("escape", "1", "I")
+        await pilot.pause()
+        dialog = app.screen
+        fields = (("channels", "3"), ("height", "32"), ("width", "32"))
+        for name, text in (*fields, ("num_classes", "2")):
+            dialog.query_one(f"#field-{name}", Input).value = text
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.spec["input"] == {"shape": [3, 32, 32], "num_classes": 2}
+
+        # The default stack still ends with 10 outputs, so Train names the
+        # stack's problem until the last layer matches the 2 classes.
+        status = str(view.query_one("#spec-status", Static).render())
+        assert "layer stack invalid" in status
+        spec = dict(app.spec)
+        spec["layers"] = [*spec["layers"][:-1], {"type": "linear", "out_features": 2}]
+        app.spec = spec
+        await pilot.pause()
+        assert view.errors == {}
+        assert not view.query_one("#start", Button).disabled
+        assert view.run_config()["spec"]["input"] == {
+            "shape": [3, 32, 32],
+            "num_classes": 2,
+        }
+
+
 async def test_optimizer_change_rebuilds_fields(tmp_path):
     app = LayerlabApp(runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:

@@ -19,7 +19,13 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from engine import spec as specs
-from tui.dialogs import AddLayerDialog, LayerFormDialog, PathDialog, PresetDialog
+from tui.dialogs import (
+    AddLayerDialog,
+    InputShapeDialog,
+    LayerFormDialog,
+    PathDialog,
+    PresetDialog,
+)
 
 BACKENDS = ("blocks", "torch")
 BAD_ROW_STYLE = "bold white on dark_red"
@@ -108,9 +114,10 @@ class BuildView(Vertical):
         Binding("e", "edit_layer", "Edit"),
         Binding("shift+up,K", "move_layer(-1)", "Move up", key_display="K"),
         Binding("shift+down,J", "move_layer(1)", "Move down", key_display="J"),
-        # The header line names these two keys, so the Footer leaves them out.
+        # The header line names these keys, so the Footer leaves them out.
         Binding("b", "toggle_backend", "Backend", show=False),
         Binding("t", "next_input", "Input data", show=False),
+        Binding("I", "input_shape", "Input shape", show=False),
         Binding("p", "preset", "Preset"),
         Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+o", "load", "Load"),
@@ -202,7 +209,7 @@ class BuildView(Vertical):
 
         backend = spec.get("backend", "?")
         self.query_one("#build-header", Static).update(
-            f"backend {backend} (b)   {describe_input(spec, summary)} (t)   keys: ?"
+            f"backend {backend} (b)   {describe_input(spec, summary)} (t, I)   keys: ?"
         )
         self._show_totals(summary)
         self._show_error(spec, error)
@@ -340,6 +347,23 @@ class BuildView(Vertical):
         spec = self._edited()
         spec["input"] = {"dataset": following}
         self._set_spec(spec, cursor=self.cursor)
+
+    def action_input_shape(self) -> None:
+        """Set the stack's input to an image shape and class count typed in a form."""
+        try:
+            shape = specs.input_shape(self.spec)
+            classes = specs.num_classes(self.spec)
+        except specs.SpecError:
+            shape, classes = (3, 32, 32), 10
+
+        def apply(spec_input: dict[str, Any] | None) -> None:
+            if spec_input is None:
+                return
+            spec = self._edited()
+            spec["input"] = spec_input
+            self._set_spec(spec, cursor=self.cursor)
+
+        self.app.push_screen(InputShapeDialog(shape, classes), apply)
 
     def action_preset(self) -> None:
         """Replace the stack with a preset chosen in a dialog."""

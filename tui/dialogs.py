@@ -1,5 +1,5 @@
 """Modal dialogs of the app: confirmations, the quit question, path prompts,
-presets, the add-layer menu and the layer parameter form.
+presets, the add-layer menu, the layer parameter form and the input shape.
 
 Each dialog is a ``ModalScreen`` that is dismissed with its result, so a caller
 writes ``self.app.push_screen(Dialog(...), callback)``. Escape cancels every
@@ -353,6 +353,69 @@ class LayerFormDialog(_FieldForm):
         layer = dict(self.edited_layer)
         layer.update(self.values)
         return layer
+
+
+class InputShapeDialog(_FieldForm):
+    """Form of an explicit stack input, such as an image folder needs.
+
+    The result is a spec ``input`` dict ``{"shape": [C, H, W],
+    "num_classes": K}``.
+
+    Args:
+        shape: The (C, H, W) shown at first.
+        num_classes: The class count shown at first.
+    """
+
+    # Field name -> (label, smallest valid value). A classifier needs at
+    # least two classes, as engine.spec checks too.
+    FIELDS = {
+        "channels": ("Channels", 1),
+        "height": ("Height", 1),
+        "width": ("Width", 1),
+        "num_classes": ("Classes", 2),
+    }
+
+    def __init__(
+        self, shape: Sequence[int] = (3, 32, 32), num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        self.initial = dict(zip(self.FIELDS, [*shape, num_classes], strict=True))
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield Label(
+                "Input shape: the images' channels, height and width in pixels, "
+                "and the number of classes",
+                classes="dialog-title",
+            )
+            with VerticalScroll(classes="form-fields"):
+                for name, (label, minimum) in self.FIELDS.items():
+                    widget = Input(
+                        str(self.initial[name]),
+                        placeholder=f"whole number >= {minimum}",
+                        id=f"field-{name}",
+                        classes="form-field",
+                        compact=True,
+                    )
+                    yield from self._field_row(name, label, widget)
+            yield from self._buttons()
+
+    def parse_field(self, name: str, value: Any) -> int:
+        label, minimum = self.FIELDS[name]
+        text = str(value).strip()
+        if not text:
+            raise ValueError(f"{label} is required")
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"{label} must be a whole number, got {text!r}") from None
+        if number < minimum:
+            raise ValueError(f"{label} must be at least {minimum}, got {number}")
+        return number
+
+    def result(self) -> dict[str, Any]:
+        shape = [self.values[name] for name in ("channels", "height", "width")]
+        return {"shape": shape, "num_classes": self.values["num_classes"]}
 
 
 class PresetDialog(_FieldForm):

@@ -10,6 +10,7 @@ and a log of what happened. Nothing here imports torch.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -25,6 +26,21 @@ RATE_WINDOW = 50
 
 # Number of log lines kept per run.
 LOG_LINES = 500
+
+# Command-line options that engine messages name, such as "Download it with
+# --download", and the Train form controls that set the same in the app.
+APP_CONTROLS = {
+    "--download": "the Download if missing checkbox",
+    "--data-dir": "the Data directory field",
+}
+
+
+def app_wording(message: str) -> str:
+    """Return ``message`` with each option of ``APP_CONTROLS`` replaced by the
+    name of its Train form control."""
+    for option, control in APP_CONTROLS.items():
+        message = re.sub(rf"{re.escape(option)}(?![\w-])", control, message)
+    return message
 
 
 @dataclass
@@ -224,7 +240,7 @@ class RunMonitor:
         self.offset = 0
         self.history = RunHistory()
         self.status: str = run.status
-        self.reason: str = run.reason
+        self.reason: str = app_wording(run.reason)
         num_epochs = _config_epochs(run.info)
         if num_epochs:
             self.history.num_epochs = num_epochs
@@ -269,7 +285,7 @@ class RunMonitor:
         if status == self.status:
             return records, None
         self.status = status
-        self.reason = self.run.reason
+        self.reason = app_wording(self.run.reason)
         line = f"status {status}"
         if self.reason:
             line += f": {self.reason}"

@@ -28,6 +28,7 @@ from engine.dataset_info import (
     default_data_dir,
 )
 from engine.optimizer_registry import OPTIMIZER_FIELDS, OPTIMIZER_NAMES
+from tui.run_monitor import APP_CONTROLS
 
 DATASET_LABELS = {
     "digits": "digits (bundled)",
@@ -345,7 +346,12 @@ class TrainView(VerticalScroll):
     def _check_data(self) -> str:
         dataset = self._select("dataset")
         data_dir = self._data_dir() or str(default_data_dir())
-        message = check_data_available(dataset, data_dir)
+        message = check_data_available(
+            dataset,
+            data_dir,
+            download_control=APP_CONTROLS["--download"],
+            data_dir_control=APP_CONTROLS["--data-dir"],
+        )
         if message and self.query_one("#download", Checkbox).value:
             if dataset != "imagefolder":
                 return ""
@@ -358,8 +364,9 @@ class TrainView(VerticalScroll):
         dataset = self._select("dataset")
         if dataset == "imagefolder" and "dataset" in spec.get("input", {}):
             return (
-                "an image folder needs an explicit input shape: set the "
-                "stack's input to a shape [C, H, W] and class count in Build"
+                "An image folder has no fixed image shape: on the Build tab (1) "
+                "press I to enter the images' channels, height, width and "
+                "class count."
             )
         try:
             validate(spec)
