@@ -17,7 +17,12 @@ from engine.runs import RunStore
 from tui.app import LayerlabApp
 from tui.live_view import LiveView
 from tui.runs_view import RunsView
-from tui.train_view import TrainView, check_int_field, check_run_name
+from tui.train_view import (
+    TrainView,
+    check_int_field,
+    check_run_name,
+    input_mismatch,
+)
 
 SIZES = [(80, 24), (140, 45)]
 
@@ -259,6 +264,82 @@ async def test_image_folder_needs_input_shape(tmp_path):
             "shape": [3, 32, 32],
             "num_classes": 2,
         }
+
+
+async def test_build_input_and_dataset_follow(tmp_path):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        await wait_until(pilot, lambda: view.ready)
+        select = view.query_one("#dataset", Select)
+
+        # Build's t key moves the input to cifar10, then mnist.
+        await pilot.press("escape", "1", "t", "t")
+        await pilot.pause()
+        assert app.spec["input"] == {"dataset": "mnist"}
+        assert select.value == "mnist"
+        assert view.run_config()["spec"]["input"] == {"dataset": "mnist"}
+
+        # A data set chosen in Train moves Build's input.
+        select.value = "fashion-mnist"
+        await pilot.pause()
+        assert app.spec["input"] == {"dataset": "fashion-mnist"}
+        header = str(app.query_one("#build-header", Static).render())
+        assert "input fashion-mnist" in header
+
+        # Edits that keep the input keep the data set chosen in Train.
+        select.value = "imagefolder"
+        await pilot.pause()
+        assert app.spec["input"] == {"dataset": "fashion-mnist"}
+        spec = dict(app.spec)
+        spec["layers"] = [{"type": "linear", "out_features": 64}, *spec["layers"]]
+        app.spec = spec
+        await pilot.pause()
+        assert select.value == "imagefolder"
+
+        # An input shape that no named data set has chooses the image folder.
+        select.value = "digits"
+        await pilot.pause()
+        app.spec = {**app.spec, "input": {"shape": [3, 40, 40], "num_classes": 10}}
+        await pilot.pause()
+        assert select.value == "imagefolder"
+
+
+async def test_mismatched_input_blocks_start(tmp_path):
+    app = LayerlabApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        await wait_until(pilot, lambda: view.ready)
+        select = view.query_one("#dataset", Select)
+        # Without its Changed message, the choice does not reach Build.
+        with view.prevent(Select.Changed):
+            select.value = "cifar10"
+            await pilot.pause()
+        assert app.spec["input"] == {"dataset": "digits"}
+
+        errors = view.validate_all()
+        assert errors["spec"] == (
+            "The stack's input is digits (Build) but the data set is cifar10 "
+            "(Train): choose the same data set in both."
+        )
+        assert view.query_one("#start", Button).disabled
+        app.action_start()
+        await pilot.pause()
+        assert RunStore(tmp_path / "runs").list() == []
+
+
+def test_input_mismatch_compares_shapes():
+    mnist_shape = {"shape": [1, 28, 28], "num_classes": 10}
+    assert input_mismatch(mnist_shape, "mnist") == ""
+    assert input_mismatch(mnist_shape, "fashion-mnist") == ""
+    assert input_mismatch(mnist_shape, "imagefolder") == ""
+    assert input_mismatch({"dataset": "mnist"}, "mnist") == ""
+    message = input_mismatch(mnist_shape, "cifar10")
+    assert "(1, 28, 28) with 10 classes (Build)" in message
+    assert "cifar10 images are (3, 32, 32) with 10 classes (Train)" in message
+    assert "press I" in input_mismatch({"dataset": "digits"}, "imagefolder")
 
 
 async def test_optimizer_change_rebuilds_fields(tmp_path):

@@ -102,16 +102,48 @@ def check_run_name(text: str) -> str:
     return ""
 
 
-def spec_for_dataset(spec: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """Return ``spec`` with its input set to ``dataset`` where that is known.
+def _shape_text(shape: Any, num_classes: Any) -> str:
+    return f"({', '.join(str(size) for size in shape)}) with {num_classes} classes"
 
-    A spec whose input names a data set takes the chosen one, so its shapes
-    follow the data. A spec with an explicit input shape is kept as it is.
+
+def input_mismatch(spec_input: Any, dataset: str) -> str:
+    """Check that a stack's ``input`` fits the data set chosen in Train.
+
+    Returns:
+        Why the stack built for ``spec_input`` cannot train on ``dataset``,
+        naming both, or '' when it can.
     """
-    layer_input = spec.get("input", {})
-    if "dataset" in layer_input and dataset in DATASET_SHAPES:
-        return {**spec, "input": {"dataset": dataset}}
-    return spec
+    if not isinstance(spec_input, dict):
+        return ""  # The stack's own validation reports a bad input.
+    named = spec_input.get("dataset")
+    if dataset == "imagefolder":
+        if "shape" in spec_input:
+            return ""
+        return (
+            "An image folder has no fixed image shape: on the Build tab (1) "
+            "press I to enter the images' channels, height, width and "
+            "class count."
+        )
+    if named is not None:
+        if named == dataset:
+            return ""
+        return (
+            f"The stack's input is {named} (Build) but the data set is {dataset} "
+            "(Train): choose the same data set in both."
+        )
+    if dataset not in DATASET_SHAPES or "shape" not in spec_input:
+        return ""
+    shape, num_classes = DATASET_SHAPES[dataset]
+    if list(spec_input["shape"]) == list(shape) and (
+        spec_input.get("num_classes") == num_classes
+    ):
+        return ""
+    stack_text = _shape_text(spec_input["shape"], spec_input.get("num_classes"))
+    return (
+        f"The stack's input is {stack_text} (Build), but {dataset} images are "
+        f"{_shape_text(shape, num_classes)} (Train): choose the same data set "
+        "in both."
+    )
 
 
 def list_cuda_devices() -> list[str]:
@@ -200,6 +232,8 @@ class TrainView(VerticalScroll):
         """Field id -> error message of every field that is invalid now."""
         self._optimizer = DEFAULT_OPTIMIZER
         self._hyper_text: dict[str, str] = {}
+        self._spec_input: Any = None
+        """The stack's input when the data set last followed it."""
         self.ready = False
         """True once the form's fields are mounted."""
 
@@ -286,6 +320,7 @@ class TrainView(VerticalScroll):
         if not self.query("#dataset"):
             return  # The app closed while the form was being mounted.
         self.ready = True
+        self._follow_spec_input(self.current_spec())
         self.watch(self.app, "spec", self._on_spec_changed, init=False)
         self.validate_all()
         self._find_devices()
@@ -361,13 +396,9 @@ class TrainView(VerticalScroll):
         from engine.spec import SpecError, validate
 
         spec = self.current_spec()
-        dataset = self._select("dataset")
-        if dataset == "imagefolder" and "dataset" in spec.get("input", {}):
-            return (
-                "An image folder has no fixed image shape: on the Build tab (1) "
-                "press I to enter the images' channels, height, width and "
-                "class count."
-            )
+        mismatch = input_mismatch(spec.get("input"), self._select("dataset"))
+        if mismatch:
+            return mismatch
         try:
             validate(spec)
         except SpecError as error:
@@ -422,8 +453,41 @@ class TrainView(VerticalScroll):
         layers = spec.get("layers", [])
         return f"{spec.get('backend', '?')} backend, {len(layers)} layers, valid"
 
-    def _on_spec_changed(self, _spec: dict[str, Any]) -> None:
+    def _on_spec_changed(self, spec: dict[str, Any]) -> None:
+        if spec.get("input") != self._spec_input:
+            self._follow_spec_input(spec)
         self._update_spec_status()
+
+    def _follow_spec_input(self, spec: dict[str, Any]) -> None:
+        """Choose the data set that the stack's new input names.
+
+        An explicit input shape that differs from the chosen data set's
+        chooses the image folder, the one data set without a fixed shape.
+        Only a change of the input moves the choice, so other edits of the
+        stack keep the data set that the user chose here.
+        """
+        spec_input = spec.get("input")
+        self._spec_input = spec_input
+        if not isinstance(spec_input, dict):
+            return
+        select = self.query_one("#dataset", Select)
+        named = spec_input.get("dataset")
+        if named in DATASET_SHAPES:
+            target = named
+        elif "shape" in spec_input and input_mismatch(spec_input, str(select.value)):
+            target = "imagefolder"
+        else:
+            return
+        if select.value != target:
+            select.value = target
+
+    def _set_spec_input(self, dataset: str) -> None:
+        """Set the stack's input to ``dataset`` when that has a fixed shape."""
+        spec = self.current_spec()
+        if dataset not in DATASET_SHAPES or spec.get("input") == {"dataset": dataset}:
+            return
+        self._spec_input = {"dataset": dataset}
+        self.app.spec = {**spec, "input": {"dataset": dataset}}
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
@@ -440,6 +504,8 @@ class TrainView(VerticalScroll):
 
     @on(Select.Changed, "#dataset")
     def _dataset_changed(self) -> None:
+        # Build shows, and Start trains, the stack for the chosen data.
+        self._set_spec_input(str(self._select("dataset")))
         self._show_error("data_dir", self._check_data())
         self._update_spec_status()
         self._notify_missing_data()
@@ -469,13 +535,13 @@ class TrainView(VerticalScroll):
     # --- start -----------------------------------------------------------
 
     def current_spec(self) -> dict[str, Any]:
-        """Return the app's layer stack adapted to the chosen data set."""
+        """Return the app's layer stack, the one that Build shows."""
         spec = getattr(self.app, "spec", None)
         if not spec:
             from engine.spec import default_spec
 
             spec = default_spec()
-        return spec_for_dataset(dict(spec), self._select("dataset"))
+        return dict(spec)
 
     def run_config(self) -> dict[str, Any]:
         """Return the run config that the form describes (call when valid)."""
