@@ -10,7 +10,7 @@ import csv
 import time
 
 import pytest
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input, RichLog, Select
 from textual_plotext import PlotextPlot
 
 from engine.runs import RunStore
@@ -156,6 +156,41 @@ async def test_open_shows_run_in_live(finished_store):
         await wait_until(pilot, lambda: "acc-plot" in live.drawn)
         assert live.shown_id == run_id
         assert live.drawn["acc-plot"][1].xs == [1.0, 2.0, 3.0]
+
+
+async def test_opened_run_log_fills_width(finished_store):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(160, 48)) as pilot:
+        # Live is shown once, so its log pane is laid out, then hidden.
+        await pilot.pause()
+        await pilot.press("3")
+        await pilot.pause()
+        view = await open_runs(pilot)
+        run_id = view.cursor_run_id()
+        await pilot.press("o")
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: "acc-plot" in live.drawn)
+        await pilot.pause()
+
+        log_pane = live.query_one("#live-log", RichLog)
+        assert log_pane.scrollable_content_region.width > 100
+        shown_lines = [strip.text.rstrip() for strip in log_pane.lines]
+        history = live.monitors[run_id].history
+        epoch_lines = [line for line in history.log if line.startswith("epoch ")]
+        assert len(epoch_lines) == 3
+        assert len(epoch_lines[0]) > 40
+        for line in epoch_lines:
+            assert line in shown_lines
+        assert len(shown_lines) == len(history.log)
+
+        # A narrower terminal wraps the lines again at the new width.
+        await pilot.resize_terminal(60, 30)
+        await pilot.pause()
+        await pilot.pause()
+        width = log_pane.scrollable_content_region.width
+        assert width < len(epoch_lines[0])
+        assert max(strip.cell_length for strip in log_pane.lines) <= width
+        assert len(log_pane.lines) > len(history.log)
 
 
 async def test_export_csv(finished_store, tmp_path):

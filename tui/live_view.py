@@ -119,6 +119,8 @@ class LiveView(Horizontal):
         self.drawn: dict[str, list[Series]] = {}
         """Plot id -> the series it was last drawn from (before decimation)."""
         self._logged: dict[str, int] = {}
+        self._log_width = 0
+        """Width that the log pane's lines were wrapped at, 0 when stale."""
 
     def compose(self) -> ComposeResult:
         yield OptionList(id="live-runs")
@@ -192,12 +194,10 @@ class LiveView(Horizontal):
         index = option_list.get_option_index(run_id)
         if option_list.highlighted != index:
             option_list.highlighted = index
-        history = self.monitors[run_id].history
-        log_pane = self.query_one("#live-log", RichLog)
-        log_pane.clear()
-        for line in history.log:
-            log_pane.write(line)
-        self._logged[run_id] = history.log_count
+        self._log_width = 0
+        self._rewrite_log()
+        # Shown from another tab, the pane gets its width in the next layout.
+        self.call_after_refresh(self._rewrite_log)
         self._update_text()
         self.limiter.force()
         self._draw_if_due()
@@ -232,11 +232,13 @@ class LiveView(Horizontal):
             self._update_text()
             self.limiter.force()
             self._draw_if_due()
-        # The text lines flow at the widths that the next layout gives them.
+        # The text and log lines flow at the widths of the next layout.
         self.call_after_refresh(self._update_text)
+        self.call_after_refresh(self._rewrite_log)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._update_text)
+        self.call_after_refresh(self._rewrite_log)
 
     def _poll(self, monitor: RunMonitor) -> None:
         try:
@@ -278,11 +280,34 @@ class LiveView(Horizontal):
     def _write_new_log_lines(self, monitor: RunMonitor) -> None:
         if monitor.run_id != self.shown_id:
             return
-        history = monitor.history
         log_pane = self.query_one("#live-log", RichLog)
+        width = log_pane.scrollable_content_region.width
+        if width == 0 or width != self._log_width:
+            # Hidden, or resized since the lines were wrapped.
+            self._rewrite_log()
+            return
+        history = monitor.history
         for line in history.new_log_lines(self._logged.get(monitor.run_id, 0)):
             log_pane.write(line)
         self._logged[monitor.run_id] = history.log_count
+
+    def _rewrite_log(self) -> None:
+        """Write the shown run's log lines again, wrapped at the pane's width.
+
+        RichLog wraps a line once, when it is written. A hidden pane has no
+        width, so RichLog would wrap at its ``min_width``. Nothing is written
+        while the pane is hidden, and a width change rewrites every line.
+        """
+        monitor = self.shown
+        log_pane = self.query_one("#live-log", RichLog)
+        width = log_pane.scrollable_content_region.width
+        if monitor is None or width == 0 or width == self._log_width:
+            return
+        log_pane.clear()
+        for line in monitor.history.log:
+            log_pane.write(line)
+        self._logged[monitor.run_id] = monitor.history.log_count
+        self._log_width = width
 
     # --- drawing ---------------------------------------------------------
 
