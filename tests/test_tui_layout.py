@@ -16,7 +16,7 @@ from textual.widgets import DataTable
 from engine import spec as specs
 from engine.runs import MetricsWriter, RunStore
 from tui.app import LayerlabApp
-from tui.build_view import describe_layer
+from tui.build_view import BuildView, describe_layer
 from tui.live_view import LiveView
 from tui.run_monitor import format_duration
 from tui.runs_view import RunsView, format_date
@@ -107,6 +107,8 @@ async def test_build_summary_shows_parameter_counts(tmp_path, size):
     app = LayerlabApp(runs_dir=tmp_path / "runs")
     app.spec = specs.preset_ycn("digits")
     async with app.run_test(size=size) as pilot:
+        table = app.query_one("#stack", DataTable)
+        await wait_until(pilot, lambda: table.row_count == len(app.spec["layers"]))
         await pilot.pause()
         summary = specs.summary(app.spec)
         # The header line, then one line per row.
@@ -131,6 +133,8 @@ async def test_build_invalid_reason_fully_shown(tmp_path, size):
     app = LayerlabApp(runs_dir=tmp_path / "runs")
     app.spec = spec
     async with app.run_test(size=size) as pilot:
+        view = app.query_one(BuildView)
+        await wait_until(pilot, lambda: view.bad_row is not None)
         await pilot.pause()
         error = specs.summary(spec).error
         assert error is not None
