@@ -10,7 +10,7 @@ import csv
 import time
 
 import pytest
-from textual.widgets import DataTable, Input, RichLog, Select
+from textual.widgets import DataTable, Input, OptionList, RichLog, Select, Static
 from textual_plotext import PlotextPlot
 
 from engine.runs import RunStore
@@ -228,3 +228,45 @@ async def test_delete_asks_then_removes(tmp_path):
         await wait_until(pilot, lambda: store.list() == [])
         table = app.query_one(RunsView).query_one("#runs-table", DataTable)
         await wait_until(pilot, lambda: table.row_count == 0)
+
+
+async def test_deleted_run_leaves_live(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    doomed, kept = train_runs(store, [("doomed", 0.01), ("kept", 0.01)])
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        live = app.query_one(LiveView)
+        app.show_run(kept.id)
+        app.show_run(doomed.id)
+        await wait_until(pilot, lambda: "acc-plot" in live.drawn)
+        assert live.shown_id == doomed.id
+
+        view = await open_runs(pilot)
+        table = view.query_one("#runs-table", DataTable)
+        table.move_cursor(row=table.get_row_index(doomed.id))
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: doomed.id not in live.monitors)
+
+        run_list = live.query_one("#live-runs", OptionList)
+        assert list(live.monitors) == [kept.id]
+        assert run_list.option_count == 1
+        assert run_list.get_option_at_index(0).id == kept.id
+        assert live.shown_id == kept.id
+
+        # Deleting the last followed run leaves Live empty.
+        table.move_cursor(row=table.get_row_index(kept.id))
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not live.monitors)
+        assert run_list.option_count == 0
+        assert live.shown_id is None
+        assert live.drawn == {}
+        assert live.query_one("#live-log", RichLog).lines == []
+        await pilot.press("3")
+        await pilot.pause()
+        title = str(live.query_one("#live-title", Static).render())
+        assert title.startswith("No run")

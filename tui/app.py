@@ -197,6 +197,11 @@ class LayerlabApp(App):
         self.action_show_tab("live")
         self.query_one(LiveView).watch_run(run_id)
 
+    def on_runs_view_deleted(self, event: RunsView.Deleted) -> None:
+        live = self.query_one(LiveView)
+        for run_id in event.run_ids:
+            live.forget(run_id)
+
     def action_start(self) -> None:
         self.call_on_view(TrainView, "start")
 

@@ -40,6 +40,8 @@ POLL_INTERVAL = MIN_REDRAW_INTERVAL
 # CPU that the worker would otherwise use.
 BATCH_REDRAW_INTERVAL = 1.0
 
+NO_RUN_TEXT = "No run yet: start one in Train (s)."
+
 STATUS_STYLES = {
     "queued": "yellow",
     "running": "green",
@@ -125,7 +127,7 @@ class LiveView(Horizontal):
     def compose(self) -> ComposeResult:
         yield OptionList(id="live-runs")
         with Vertical(id="live-main"):
-            yield Static("No run yet: start one in Train (s).", id="live-title")
+            yield Static(NO_RUN_TEXT, id="live-title")
             with Horizontal(classes="bar-row"):
                 yield Label("epoch")
                 yield ProgressBar(total=1, show_eta=False, id="epoch-bar")
@@ -184,6 +186,35 @@ class LiveView(Horizontal):
         else:
             self._add_monitor(run)
         self.show(run.id)
+
+    def forget(self, run_id: str) -> None:
+        """Stop following the run ``run_id`` and drop its curves and log.
+
+        The next followed run is shown in its place, if there is one.
+        """
+        if self.monitors.pop(run_id, None) is None:
+            return
+        self._logged.pop(run_id, None)
+        self.query_one("#live-runs", OptionList).remove_option(run_id)
+        if run_id != self.shown_id:
+            return
+        if self.monitors:
+            self.show(next(reversed(self.monitors)))
+        else:
+            self._show_no_run()
+
+    def _show_no_run(self) -> None:
+        self.shown_id = None
+        self._shown_text.clear()
+        self.drawn.clear()
+        self.query_one("#live-title", Static).update(NO_RUN_TEXT)
+        self.query_one("#live-stats", Static).update("")
+        for bar_id in ("epoch-bar", "fit-bar"):
+            self.query_one(f"#{bar_id}", ProgressBar).update(total=1, progress=0)
+        for plot_id in ("loss-plot", "acc-plot"):
+            draw_series(self.query_one(f"#{plot_id}", PlotextPlot), [])
+        self.query_one("#live-log", RichLog).clear()
+        self._log_width = 0
 
     def show(self, run_id: str) -> None:
         """Show the followed run ``run_id`` on the right."""

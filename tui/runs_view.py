@@ -18,6 +18,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Input, Select, Static
 from textual_plotext import PlotextPlot
 
@@ -149,6 +150,14 @@ class RunsView(Vertical):
         width: 1fr;
     }
     """
+
+    class Deleted(Message):
+        """Posted after runs were deleted from the store."""
+
+        def __init__(self, run_ids: list[str]) -> None:
+            super().__init__()
+            self.run_ids = run_ids
+            """Ids of the deleted runs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -499,17 +508,18 @@ class RunsView(Vertical):
         return ""
 
     def _delete(self, ids: list[str]) -> None:
-        deleted = 0
+        deleted = []
         for run_id in ids:
             try:
                 self.app.store.delete(run_id)
             except (RunNotFoundError, OSError, ValueError) as error:
                 self.notify(str(error), title="Not deleted", severity="error")
                 continue
-            deleted += 1
+            deleted.append(run_id)
             self.marked.discard(run_id)
         if deleted:
-            self.notify(f"Deleted {deleted} run(s).")
+            self.notify(f"Deleted {len(deleted)} run(s).")
+            self.post_message(self.Deleted(deleted))
         self.refresh_runs()
 
     def action_export(self) -> None:
