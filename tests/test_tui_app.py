@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import DataTable, Input, TabbedContent
 
 from engine.runs import RunStore, boot_id, process_start_time
-from tui.app import PANES, LayerlabApp
+from tui.app import PANES, LayerlabApp, LayerlabCommands
 from tui.dialogs import QuitDialog
 from tui.help_screen import HelpScreen
 from tui.train_view import TrainView
@@ -85,6 +85,9 @@ async def test_app_help_lists_every_binding(app):
         keys = {(scope, action): keys for scope, keys, action in rows}
         assert keys[("App", "Help")] == "?"
         assert "K" in keys[("Build", "Move up")]
+        assert keys[("Live", "Next run")] == "n"
+        assert keys[("Live", "Previous run")] == "p"
+        assert keys[("Build", "Input shape")] == "I"
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
@@ -100,6 +103,34 @@ async def test_app_command_palette_runs_command(app):
         await pilot.press("enter")
         await pilot.pause()
         assert app.query_one(TabbedContent).active == "gradcheck"
+
+
+async def test_app_palette_lists_view_actions(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        names = {name for name, _, _ in LayerlabCommands(app.screen)._commands()}
+        for name in (
+            "Open run",
+            "Compare runs",
+            "Export runs to CSV",
+            "Delete runs",
+            "Filter runs",
+            "Sort runs",
+            "Reverse run order",
+            "Next run",
+            "Previous run",
+            "Set input shape",
+        ):
+            assert name in names
+
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Filter runs")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "runs"
+        assert app.focused is app.query_one("#runs-filter", Input)
 
 
 async def test_app_quit_without_running_runs(app):

@@ -10,7 +10,15 @@ import csv
 import time
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, RichLog, Select, Static
+from textual.widgets import (
+    DataTable,
+    Input,
+    OptionList,
+    RichLog,
+    Select,
+    Static,
+    TabbedContent,
+)
 from textual_plotext import PlotextPlot
 
 from engine.runs import RunStore
@@ -191,6 +199,46 @@ async def test_opened_run_log_fills_width(finished_store):
         assert width < len(epoch_lines[0])
         assert max(strip.cell_length for strip in log_pane.lines) <= width
         assert len(log_pane.lines) > len(history.log)
+
+
+async def test_palette_compares_marked_runs(finished_store):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_runs(pilot)
+        await pilot.press("space", "space", "1")
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Compare runs")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(view.compared) == 2)
+        assert app.query_one(TabbedContent).active == "runs"
+        assert len(view.drawn["compare-a"]) == 2
+
+
+async def test_live_keys_switch_runs(finished_store):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        first, second = (run.id for run in finished_store.runs())
+        app.show_run(first)
+        app.show_run(second)
+        live = app.query_one(LiveView)
+        await pilot.pause()
+        assert live.shown_id == second
+        # The keys work wherever the focus is in Live, not only in its list.
+        live.query_one("#live-log", RichLog).focus()
+        await pilot.press("n")
+        await pilot.pause()
+        assert live.shown_id == first
+        assert live.query_one("#live-runs", OptionList).highlighted == 0
+        await pilot.press("p")
+        await pilot.pause()
+        assert live.shown_id == second
+        await pilot.press("p")
+        await pilot.pause()
+        assert live.shown_id == first
 
 
 async def test_export_csv(finished_store, tmp_path):

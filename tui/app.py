@@ -58,14 +58,54 @@ class LayerlabCommands(Provider):
                 )
             )
         build = partial(app.call_on_view, BuildView)
+        live = partial(app.call_on_view, LiveView)
+        runs = partial(app.call_on_view, RunsView)
         commands += [
             ("Start training", app.action_start, "Start a run from the Train form"),
             ("Stop run", app.action_stop, "Stop the run shown in Live gracefully"),
             ("Resume run", app.action_resume, "Resume the stopped run shown in Live"),
+            ("Next run", partial(live, "next_run", 1), "Show the next run in Live"),
+            (
+                "Previous run",
+                partial(live, "next_run", -1),
+                "Show the previous run in Live",
+            ),
+            (
+                "Open run",
+                partial(runs, "open"),
+                "Show the run under the Runs cursor in Live",
+            ),
+            (
+                "Compare runs",
+                partial(runs, "compare"),
+                "Overlay the curves of the marked runs in Runs",
+            ),
+            (
+                "Export runs to CSV",
+                partial(runs, "export"),
+                "Write the marked runs' epoch metrics to a CSV file",
+            ),
+            (
+                "Delete runs",
+                partial(runs, "delete"),
+                "Delete the marked runs, after a confirmation",
+            ),
+            ("Filter runs", partial(runs, "focus_filter"), "Type words to filter Runs"),
+            ("Sort runs", partial(runs, "next_sort"), "Sort Runs by the next column"),
+            (
+                "Reverse run order",
+                partial(runs, "reverse_sort"),
+                "Reverse the sort order of Runs",
+            ),
             ("Add layer", partial(build, "add_layer"), "Add a layer to the stack"),
             ("Load preset", partial(build, "preset"), "Replace the stack by a preset"),
             ("Save stack", partial(build, "save"), "Save the stack to a JSON file"),
             ("Load stack", partial(build, "load"), "Load a stack from a JSON file"),
+            (
+                "Set input shape",
+                partial(build, "input_shape"),
+                "Set the stack's input to an image shape and class count",
+            ),
             (
                 "Switch backend",
                 partial(build, "toggle_backend"),
@@ -160,8 +200,8 @@ class LayerlabApp(App):
             self._store = RunStore(self.runs_dir)
         return self._store
 
-    def call_on_view(self, view_class: type, action: str) -> None:
-        """Show the tab of ``view_class`` and run its ``action_<action>``."""
+    def call_on_view(self, view_class: type, action: str, *args: Any) -> None:
+        """Show the tab of ``view_class`` and run its ``action_<action>(*args)``."""
         for pane_id, _title, pane_class in PANES:
             if pane_class is view_class:
                 self.action_show_tab(pane_id)
@@ -170,7 +210,7 @@ class LayerlabApp(App):
         if method is None:
             self.notify(f"The {view_class.__name__} has no {action} action yet.")
             return
-        method()
+        method(*args)
 
     def action_show_tab(self, pane_id: str) -> None:
         """Show the tab ``pane_id`` and focus its first widget that is no text field.

@@ -15,6 +15,7 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, OptionList, ProgressBar, RichLog, Static
 from textual.widgets.option_list import Option
@@ -75,6 +76,11 @@ def flow_parts(parts: list[Text], width: int, separator: str = "  ") -> Text:
 
 class LiveView(Horizontal):
     """Curves, progress and log of the runs followed in this session."""
+
+    BINDINGS = [
+        Binding("n", "next_run(1)", "Next run"),
+        Binding("p", "next_run(-1)", "Previous run"),
+    ]
 
     DEFAULT_CSS = """
     LiveView #live-runs {
@@ -224,7 +230,10 @@ class LiveView(Horizontal):
         option_list = self.query_one("#live-runs", OptionList)
         index = option_list.get_option_index(run_id)
         if option_list.highlighted != index:
-            option_list.highlighted = index
+            # Without its message: handled later, after another show() in
+            # the meantime, it would switch back to this run.
+            with self.prevent(OptionList.OptionHighlighted):
+                option_list.highlighted = index
         self._log_width = 0
         self._rewrite_log()
         # Shown from another tab, the pane gets its width in the next layout.
@@ -456,6 +465,15 @@ class LiveView(Horizontal):
         )
 
     # --- actions ---------------------------------------------------------
+
+    def action_next_run(self, offset: int = 1) -> None:
+        """Show the followed run ``offset`` places down the run list, wrapping."""
+        if not self.monitors:
+            self.notify("No run is followed in Live: open one from Runs (o).")
+            return
+        ids = list(self.monitors)
+        index = ids.index(self.shown_id) if self.shown_id in ids else -offset
+        self.show(ids[(index + offset) % len(ids)])
 
     def action_stop(self) -> None:
         """Ask the worker of the shown run to stop after its current batch."""
