@@ -79,6 +79,19 @@ def experiment_spec(
     )
 
 
+def _training_section(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a run config's training section from an experiment's arguments."""
+    return {
+        "batch_size": config["bs_train"],
+        "bs_test": config["bs_test"],
+        "epochs": config["epochs"],
+        "max_batches": config["batches"],
+        "early_stopping": config["early_stopping"],
+        "seed": config["seed"],
+        "device": config["device"] or "auto",
+    }
+
+
 def experiment_run_config(
     config: dict[str, Any],
     options: dict[str, Any],
@@ -111,13 +124,7 @@ def experiment_run_config(
                 **(options["hyper"] or {}),
             },
             "training": {
-                "batch_size": config["bs_train"],
-                "bs_test": config["bs_test"],
-                "epochs": config["epochs"],
-                "max_batches": config["batches"],
-                "early_stopping": config["early_stopping"],
-                "seed": config["seed"],
-                "device": config["device"] or "auto",
+                **_training_section(config),
                 "schedule": options["schedule"],
                 "channels_last": options["channels_last"],
             },
@@ -167,15 +174,7 @@ def mlp_run_config(
                 "reg": config["reg"],
                 **hyper,
             },
-            "training": {
-                "batch_size": config["bs_train"],
-                "bs_test": config["bs_test"],
-                "epochs": config["epochs"],
-                "max_batches": config["batches"],
-                "early_stopping": config["early_stopping"],
-                "seed": config["seed"],
-                "device": config["device"] or "auto",
-            },
+            "training": _training_section(config),
             "experiment": config,
         }
     )

@@ -266,31 +266,18 @@ def run_experiment(
     if options["record_run"]:
         spec_input = {"shape": list(data.input_shape), "num_classes": data.num_classes}
         run_config = experiment_run_config(config, options, model_kw, spec_input)
-    with recorded_run(run_config, path.stem, options["runs_dir"]) as record:
-        if record is not None:
-            callbacks.append(record.recorder)
-            # Checkpoints in the run directory let 'layerlab runs resume'
-            # continue the experiment.
-            if checkpoints is None:
-                checkpoints = record.run.checkpoint_path
-        try:
-            result = trainer.fit(
-                dl_train,
-                dl_test,
-                num_epochs=epochs,
-                checkpoints=checkpoints,
-                early_stopping=early_stopping or None,
-                print_every=options["print_every"],
-                callbacks=callbacks,
-            )
-        except BaseException as error:
-            if record is not None:
-                record.fail(error)
-            raise
-        details = _details(result, trainer)
-        if record is not None:
-            details["run_id"] = record.run.id
-            record.finish(result)
+    result, details = _fit_recorded(
+        trainer,
+        (dl_train, dl_test),
+        run_config,
+        path.stem,
+        options["runs_dir"],
+        num_epochs=epochs,
+        checkpoints=checkpoints,
+        early_stopping=early_stopping or None,
+        print_every=options["print_every"],
+        callbacks=callbacks,
+    )
     save_experiment(path, config, result, details)
     return result
 
@@ -397,21 +384,49 @@ def run_mlp_experiment(
     if record_run:
         spec_input = {"shape": list(data.input_shape), "num_classes": data.num_classes}
         run_config = mlp_run_config(config, hyper, spec_input)
-    with recorded_run(run_config, run_name, runs_dir) as record:
-        callbacks = []
+    result, details = _fit_recorded(
+        trainer,
+        (dl_train, dl_test),
+        run_config,
+        run_name,
+        runs_dir,
+        num_epochs=epochs,
+        checkpoints=checkpoints,
+        early_stopping=early_stopping or None,
+        print_every=print_every,
+        callbacks=[],
+    )
+    save_experiment(path, config, result, details)
+    return result
+
+
+def _fit_recorded(
+    trainer: Any,
+    loaders: tuple[Any, Any],
+    run_config: dict[str, Any] | None,
+    name: str,
+    runs_dir: str | None,
+    checkpoints: str | os.PathLike[str] | None,
+    callbacks: list[Any],
+    **fit_kw: Any,
+) -> tuple[FitResult, dict[str, Any]]:
+    """Fit, recorded as a run in the store unless ``run_config`` is None.
+
+    A recorded run keeps its checkpoints in the run directory (unless
+    ``checkpoints`` names a path), so that 'layerlab runs resume' can
+    continue it.
+
+    Returns:
+        The result and the details for the results file.
+    """
+    with recorded_run(run_config, name, runs_dir) as record:
         if record is not None:
-            callbacks.append(record.recorder)
+            callbacks = [*callbacks, record.recorder]
             if checkpoints is None:
                 checkpoints = record.run.checkpoint_path
         try:
             result = trainer.fit(
-                dl_train,
-                dl_test,
-                num_epochs=epochs,
-                checkpoints=checkpoints,
-                early_stopping=early_stopping or None,
-                print_every=print_every,
-                callbacks=callbacks,
+                *loaders, checkpoints=checkpoints, callbacks=callbacks, **fit_kw
             )
         except BaseException as error:
             if record is not None:
@@ -421,8 +436,7 @@ def run_mlp_experiment(
         if record is not None:
             details["run_id"] = record.run.id
             record.finish(result)
-    save_experiment(path, config, result, details)
-    return result
+    return result, details
 
 
 def _details(result: FitResult, trainer: Any) -> dict[str, Any]:
