@@ -74,3 +74,28 @@ def test_check_gradients_names_parameters():
 def test_check_gradients_rejects_torch_backend():
     with pytest.raises(ValueError, match="torch"):
         check_gradients(specs.preset_mlp("digits", backend="torch"))
+
+
+async def test_gradcheck_clears_after_backend_switch(app):
+    app.spec = specs.preset_mlp("digits", hidden=[16])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("5", "g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one("#gradcheck-table", DataTable)
+        assert table.row_count == 5
+
+        # b on the Build tab switches the stack to torch.
+        await pilot.press("1", "b", "5")
+        await pilot.pause()
+        view = app.query_one(GradcheckView)
+        assert app.spec["backend"] == "torch"
+        assert view.results == []
+        assert table.row_count == 0
+        assert "The stack changed" in status_text(app)
+
+        await pilot.press("g")
+        await pilot.pause()
+        assert table.row_count == 0
+        assert "torch backend" in status_text(app)

@@ -109,6 +109,18 @@ class GradcheckView(Vertical):
         yield table
         yield Static("", id="gradcheck-status")
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "spec", self._spec_changed, init=False)
+
+    def _spec_changed(self, _spec: dict[str, Any]) -> None:
+        if self.results:
+            self._clear_results()
+            self._status("The stack changed since the last check: press g to run.")
+
+    def _clear_results(self) -> None:
+        self.results = []
+        self.query_one("#gradcheck-table", DataTable).clear()
+
     def _status(self, text: str, error: bool = False) -> None:
         widget = self.query_one("#gradcheck-status", Static)
         widget.set_class(error, "invalid")
@@ -117,6 +129,7 @@ class GradcheckView(Vertical):
     def action_check(self) -> None:
         """Run the gradient check of the app's spec in a thread."""
         spec = self.app.spec
+        self._clear_results()
         if spec.get("backend") != "blocks":
             self._status(
                 "This stack uses the torch backend, whose gradients come from "
@@ -130,7 +143,6 @@ class GradcheckView(Vertical):
         except specs.SpecError as error:
             self._status(f"The stack is invalid: {error}", error=True)
             return
-        self.query_one("#gradcheck-table", DataTable).clear()
         self._status("Checking gradients...")
         self._run_check(spec)
 
@@ -146,9 +158,14 @@ class GradcheckView(Vertical):
                 self._status, f"The gradient check failed: {error}", True
             )
             return
-        self.app.call_from_thread(self._show_results, results)
+        self.app.call_from_thread(self._show_results, spec, results)
 
-    def _show_results(self, results: list[GradientDifference]) -> None:
+    def _show_results(
+        self, spec: dict[str, Any], results: list[GradientDifference]
+    ) -> None:
+        if spec != self.app.spec:
+            self._status("The stack changed during the check: press g to run again.")
+            return
         self.results = results
         table = self.query_one("#gradcheck-table", DataTable)
         table.clear()
