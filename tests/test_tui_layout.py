@@ -102,6 +102,38 @@ def finished_run(store: RunStore, name: str, test_accuracies: list[float]):
     return run
 
 
+def parameter_column_problems(app: LayerlabApp) -> list[str]:
+    """Return each way the Build table fails to show a row's parameter count."""
+    summary = specs.summary(app.spec)
+    # The header line, then one line per row.
+    header, *row_lines = widget_lines(app, "#stack")
+    if "params" not in header:
+        return [f"no params header in {header!r}"]
+    params_column = header.index("params")
+    problems = []
+    if len(row_lines) < 5:
+        problems.append(f"only {len(row_lines)} rows are shown")
+    for row, line in zip(summary.rows, row_lines, strict=False):
+        layer = describe_layer(app.spec["layers"][row.index])
+        cells = line[params_column:].split()
+        if line.split()[:1] != [str(row.index)] or f" {layer} " not in line:
+            problems.append(f"row {row.index} is not on line {line!r}")
+        elif cells[:1] != [f"{row.num_params:,}"]:
+            problems.append(f"row {row.index} shows no {row.num_params:,}: {line!r}")
+    return problems
+
+
+async def settled_problems(pilot, find_problems, timeout: float = 10.0) -> list[str]:
+    """Return ``find_problems()`` once it is empty, or its last value after
+    ``timeout`` seconds, so a slow first layout does not fail a check."""
+    deadline = time.monotonic() + timeout
+    problems = find_problems()
+    while problems and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        problems = find_problems()
+    return problems
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 async def test_build_summary_shows_parameter_counts(tmp_path, size):
     app = LayerlabApp(runs_dir=tmp_path / "runs")
@@ -109,19 +141,11 @@ async def test_build_summary_shows_parameter_counts(tmp_path, size):
     async with app.run_test(size=size) as pilot:
         table = app.query_one("#stack", DataTable)
         await wait_until(pilot, lambda: table.row_count == len(app.spec["layers"]))
-        await pilot.pause()
-        summary = specs.summary(app.spec)
-        # The header line, then one line per row.
-        header, *row_lines = widget_lines(app, "#stack")
-        params_column = header.index("params")
-        assert len(row_lines) >= 5
-        for row, line in zip(summary.rows, row_lines, strict=False):
-            layer = describe_layer(app.spec["layers"][row.index])
-            assert line.split()[0] == str(row.index)
-            assert f" {layer} " in line
-            assert line[params_column:].split()[0] == f"{row.num_params:,}", line
+        problems = await settled_problems(pilot, lambda: parameter_column_problems(app))
+        assert problems == []
+        total = specs.summary(app.spec).total_params
         totals = words(" ".join(widget_lines(app, "#build-totals")))
-        assert f"parameters {summary.total_params:,}" in totals
+        assert f"parameters {total:,}" in totals
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
