@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, TabbedContent
+from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from engine.runs import RunStore, boot_id, process_start_time
 from tui.app import PANES, LayerlabApp, LayerlabCommands
@@ -153,6 +153,10 @@ async def test_app_quit_asks_about_running_runs(app, tmp_path):
             await pilot.press("q")
             await pilot.pause()
             assert isinstance(app.screen, QuitDialog)
+            question = str(app.screen.query_one(".dialog-question", Static).render())
+            assert question.startswith("1 run is still training: busy.")
+            assert "Stop it (it saves a checkpoint" in question
+            assert "leave it running" in question
             await pilot.press("c")
             await pilot.pause()
             assert app.is_running

@@ -88,12 +88,18 @@ class QuitDialog(_Dialog):
         names = ", ".join(self.run_names[:5])
         if count > 5:
             names += f" and {count - 5} more"
-        noun = "run is" if count == 1 else "runs are"
-        question = (
-            f"{count} {noun} still training: {names}.\n"
-            "Stop them (each saves a checkpoint and can be resumed), or leave "
-            "them running in the background?"
-        )
+        if count == 1:
+            question = (
+                f"1 run is still training: {names}.\n"
+                "Stop it (it saves a checkpoint and can be resumed), or leave "
+                "it running in the background?"
+            )
+        else:
+            question = (
+                f"{count} runs are still training: {names}.\n"
+                "Stop them (each saves a checkpoint and can be resumed), or "
+                "leave them running in the background?"
+            )
         with Vertical(classes="dialog-box"):
             yield Static(question, classes="dialog-question")
             with Horizontal(classes="dialog-buttons"):
