@@ -258,6 +258,25 @@ async def test_export_csv(finished_store, tmp_path):
     assert {row["name"] for row in rows} == {"slow-sgd", "fast-sgd"}
 
 
+async def test_export_names_cursor_run(finished_store, tmp_path):
+    app = LayerlabApp(runs_dir=finished_store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_runs(pilot)
+        name = next(s.name for s in view.summaries if s.id == view.cursor_run_id())
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, PathDialog))
+        title = app.screen.title_text
+        assert title.startswith(f"Export the metrics of {name} to a CSV file")
+        assert "mark runs with space" in title
+        await pilot.press("escape")
+        await pilot.pause()
+
+        await pilot.press("space", "space", "e")
+        await wait_until(pilot, lambda: isinstance(app.screen, PathDialog))
+        title = app.screen.title_text
+        assert title == "Export the metrics of 2 marked run(s) to a CSV file"
+
+
 async def test_delete_asks_then_removes(tmp_path):
     store = RunStore(tmp_path / "runs")
     train_runs(store, [("doomed", 0.01)])

@@ -533,9 +533,15 @@ class RunsView(Vertical):
             if path_text:
                 self._confirm_export(Path(path_text).expanduser(), ids)
 
-        self.app.push_screen(
-            PathDialog("Export metrics to CSV file", "runs.csv", "Export"), export
-        )
+        if self.marked:
+            title = f"Export the metrics of {len(ids)} marked run(s) to a CSV file"
+        else:
+            names = {s.id: s.name for s in self.summaries}
+            title = (
+                f"Export the metrics of {names.get(ids[0], ids[0])} to a CSV file "
+                "(mark runs with space to export several)"
+            )
+        self.app.push_screen(PathDialog(title, "runs.csv", "Export"), export)
 
     def _confirm_export(self, path: Path, ids: list[str]) -> None:
         if not path.exists():
