@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from textual.widgets import Static
 
-from engine.runs import RunStore
+from engine.runs import MetricsWriter, RunStore
 from engine.spec import default_spec
 from engine.worker import request_stop, start_detached, wait_until_done
 from tui.app import LayerlabApp
@@ -73,6 +74,14 @@ async def test_stop_and_resume_run(store):
         await wait_until(pilot, lambda: live.shown.status == "stopped")
         stopped_at = live.shown.history.epochs[-1]
         assert "stop requested" in live.shown.history.log
+        # The reason starts with the status, which is not repeated.
+        reason = live.shown.reason
+        assert reason.startswith("stopped ")
+        await wait_until(pilot, lambda: reason in title_text(live))
+        assert "stopped: stopped" not in title_text(live)
+        assert live.shown.history.log[-1] == f"status {reason}"
+        messages = [n.message for n in app._notifications]
+        assert f"long is {reason}" in messages
 
         await pilot.press("r")
         await wait_until(pilot, lambda: live.shown.history.epochs[-1] > stopped_at + 1)
@@ -82,6 +91,38 @@ async def test_stop_and_resume_run(store):
 
         await pilot.press("x")
         await wait_until(pilot, lambda: live.shown.status == "stopped")
+
+
+def title_text(live: LiveView) -> str:
+    return str(live.query_one("#live-title", Static).render())
+
+
+def stored_run(store: RunStore, records: list[dict], **fields):
+    """Create a run whose metrics.jsonl holds ``records``, with run.json
+    ``fields`` such as its status, as a worker would have left them."""
+    run = store.create(digits_config(epochs=5), name="stored")
+    with MetricsWriter(run.metrics_path) as writer:
+        for record in records:
+            writer.write(record)
+    run.update(**fields)
+    return run
+
+
+async def test_resume_rejects_finished_run(store):
+    run = stored_run(store, [], status="finished", reason="completed 5 epochs")
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.show_run(run.id)
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        expected = (
+            "stored is finished; only a run that is stopped, diverged, failed or "
+            "interrupted can be resumed."
+        )
+        assert expected in messages
 
 
 async def test_reopened_app_shows_running_runs(store):

@@ -29,7 +29,13 @@ from tui.plots import (
     decimate,
     draw_series,
 )
-from tui.run_monitor import FAILED_STATUSES, RunMonitor, format_duration
+from tui.run_monitor import (
+    FAILED_STATUSES,
+    RunMonitor,
+    describe_status,
+    format_duration,
+    join_choices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +314,7 @@ class LiveView(Horizontal):
         status = monitor.status
         option_list = self.query_one("#live-runs", OptionList)
         option_list.replace_option_prompt(monitor.run_id, self._option_label(monitor))
-        reason = f": {monitor.reason}" if monitor.reason else ""
-        message = f"{monitor.name} is {status}{reason}"
+        message = f"{monitor.name} is {describe_status(status, monitor.reason)}"
         if status in FAILED_STATUSES:
             self.notify(message, title="Run ended", severity="error", timeout=10)
         elif status in ("finished", "stopped"):
@@ -363,9 +368,14 @@ class LiveView(Horizontal):
         if monitor is None:
             return
         history = monitor.history
-        status = Text(monitor.status, style=STATUS_STYLES.get(monitor.status, ""))
-        if monitor.reason:
-            status.append(f": {monitor.reason}", style="red")
+        style = STATUS_STYLES.get(monitor.status, "")
+        described = describe_status(monitor.status, monitor.reason)
+        if described == monitor.reason:
+            status = Text(described, style=style)
+        else:
+            status = Text(monitor.status, style=style)
+            if monitor.reason:
+                status.append(f": {monitor.reason}", style="red")
         device = history.device or monitor.run.config.get("training", {}).get(
             "device", "auto"
         )
@@ -504,7 +514,7 @@ class LiveView(Horizontal):
         if monitor.status not in RESUMABLE_STATUSES:
             self.notify(
                 f"{monitor.name} is {monitor.status}; only a run that is "
-                f"{', '.join(RESUMABLE_STATUSES)} can be resumed.",
+                f"{join_choices(RESUMABLE_STATUSES)} can be resumed.",
                 severity="warning",
             )
             return

@@ -13,6 +13,7 @@ import math
 import re
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,23 @@ APP_CONTROLS = {
     "--download": "the Download if missing checkbox",
     "--data-dir": "the Data directory field",
 }
+
+
+def describe_status(status: str, reason: str) -> str:
+    """Return ``status: reason``, or the reason alone when it starts with the
+    status word, such as "stopped at epoch 6" for a stopped run."""
+    if not reason:
+        return status
+    if re.match(rf"{re.escape(status)}\b", reason, flags=re.IGNORECASE):
+        return reason
+    return f"{status}: {reason}"
+
+
+def join_choices(choices: Sequence[str]) -> str:
+    """Join ``choices`` as a list in a sentence: "a, b or c"."""
+    if len(choices) <= 1:
+        return "".join(choices)
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def app_wording(message: str) -> str:
@@ -244,8 +262,7 @@ class RunMonitor:
         num_epochs = _config_epochs(run.info)
         if num_epochs:
             self.history.num_epochs = num_epochs
-        reason = f": {self.reason}" if self.reason else ""
-        self.history.note(f"status {self.status}{reason}")
+        self.history.note(f"status {describe_status(self.status, self.reason)}")
 
     @property
     def run_id(self) -> str:
@@ -286,10 +303,7 @@ class RunMonitor:
             return records, None
         self.status = status
         self.reason = app_wording(self.run.reason)
-        line = f"status {status}"
-        if self.reason:
-            line += f": {self.reason}"
-        self.history.note(line)
+        self.history.note(f"status {describe_status(status, self.reason)}")
         return records, status
 
 

@@ -32,7 +32,7 @@ from engine.runs import (
 from tui.dialogs import ConfirmDialog, PathDialog
 from tui.live_view import STATUS_STYLES
 from tui.plots import Series, draw_series
-from tui.run_monitor import format_duration
+from tui.run_monitor import format_duration, join_choices
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ class RunsView(Vertical):
         if status not in RESUMABLE_STATUSES:
             self.notify(
                 f"{run_id} is {status}; only a run that is "
-                f"{', '.join(RESUMABLE_STATUSES)} can be resumed.",
+                f"{join_choices(RESUMABLE_STATUSES)} can be resumed.",
                 severity="warning",
             )
             return
