@@ -97,6 +97,10 @@ def title_text(live: LiveView) -> str:
     return str(live.query_one("#live-title", Static).render())
 
 
+def stats_text(live: LiveView) -> str:
+    return str(live.query_one("#live-stats", Static).render())
+
+
 def stored_run(store: RunStore, records: list[dict], **fields):
     """Create a run whose metrics.jsonl holds ``records``, with run.json
     ``fields`` such as its status, as a worker would have left them."""
@@ -106,6 +110,46 @@ def stored_run(store: RunStore, records: list[dict], **fields):
             writer.write(record)
     run.update(**fields)
     return run
+
+
+def train_batches(epoch: int, start: float, count: int) -> list[dict]:
+    """Batch records of 45 samples 0.1 s apart: 450 samples/s."""
+    return [
+        {
+            "kind": "batch",
+            "stage": "train",
+            "epoch": epoch,
+            "batch": batch,
+            "num_batches": 20,
+            "loss": 1.0,
+            "samples": 45,
+            "time": start + 0.1 * batch,
+        }
+        for batch in range(1, count + 1)
+    ]
+
+
+async def test_resumed_run_rate_ignores_pause(store):
+    started = {"kind": "status", "status": "running", "start_epoch": 1}
+    resumed = {"kind": "status", "status": "running", "start_epoch": 2}
+    epoch = {"kind": "epoch", "epoch": 1, "test_acc": 50.0, "time": 1003.0}
+    records = [
+        {**started, "time": 1000.0},
+        *train_batches(1, 1000.0, 20),
+        {**epoch, "samples_per_second": 450.0, "seconds": 2.0},
+        # Resumed an hour after the stop.
+        {**resumed, "time": 4600.0},
+        *train_batches(2, 4600.0, 10),
+    ]
+    run = stored_run(store, records, status="stopped", reason="stopped at epoch 1")
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.show_run(run.id)
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: live.shown is not None)
+        assert live.shown.history.samples_per_second == pytest.approx(450.0)
+        await wait_until(pilot, lambda: "450 samples/s" in stats_text(live))
 
 
 async def test_resume_rejects_finished_run(store):

@@ -175,6 +175,8 @@ class RunHistory:
             self.num_epochs = int(record["num_epochs"])
         start_epoch = record.get("start_epoch")
         if record.get("status") == "running" and isinstance(start_epoch, int):
+            # The rate window must not span the pause before a resume.
+            self._recent.clear()
             verb = "resumed at" if start_epoch > 1 else "started"
             where = f" on {record['device']}" if record.get("device") else ""
             self.note(f"fit {verb} epoch {start_epoch}{where}")
