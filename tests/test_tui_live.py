@@ -152,6 +152,21 @@ async def test_resumed_run_rate_ignores_pause(store):
         await wait_until(pilot, lambda: "450 samples/s" in stats_text(live))
 
 
+async def test_empty_live_points_to_stored_runs(store):
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("3")
+        await pilot.pause()
+        live = app.query_one(LiveView)
+        assert title_text(live) == "No run yet: start one in Train (s)."
+
+        stored_run(store, [], status="finished", reason="completed 5 epochs")
+        await pilot.press("4", "3")
+        await wait_until(pilot, lambda: "Runs (4, then o)" in title_text(live))
+        assert title_text(live).startswith("No run shown: start one in Train (s)")
+
+
 async def test_resume_rejects_finished_run(store):
     run = stored_run(store, [], status="finished", reason="completed 5 epochs")
     app = LayerlabApp(runs_dir=store.root)

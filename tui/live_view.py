@@ -48,6 +48,9 @@ POLL_INTERVAL = MIN_REDRAW_INTERVAL
 BATCH_REDRAW_INTERVAL = 1.0
 
 NO_RUN_TEXT = "No run yet: start one in Train (s)."
+STORED_RUNS_TEXT = (
+    "No run shown: start one in Train (s), or open a stored run from Runs (4, then o)."
+)
 
 STATUS_STYLES = {
     "queued": "yellow",
@@ -171,6 +174,8 @@ class LiveView(Horizontal):
                 self._add_monitor(run)
         if self.shown_id is None and self.monitors:
             self.show(next(reversed(self.monitors)))
+        elif self.shown_id is None:
+            self._show_no_run_title(bool(runs))
 
     def _add_monitor(self, run) -> RunMonitor:
         monitor = RunMonitor(run)
@@ -219,7 +224,7 @@ class LiveView(Horizontal):
         self.shown_id = None
         self._shown_text.clear()
         self.drawn.clear()
-        self.query_one("#live-title", Static).update(NO_RUN_TEXT)
+        self._show_no_run_title(self._store_has_runs())
         self.query_one("#live-stats", Static).update("")
         for bar_id in ("epoch-bar", "fit-bar"):
             self.query_one(f"#{bar_id}", ProgressBar).update(total=1, progress=0)
@@ -227,6 +232,17 @@ class LiveView(Horizontal):
             draw_series(self.query_one(f"#{plot_id}", PlotextPlot), [])
         self.query_one("#live-log", RichLog).clear()
         self._log_width = 0
+
+    def _store_has_runs(self) -> bool:
+        try:
+            return bool(self.app.store.list())
+        except (OSError, ValueError) as error:
+            log.warning("listing the runs failed: %s", error)
+            return False
+
+    def _show_no_run_title(self, store_has_runs: bool) -> None:
+        text = STORED_RUNS_TEXT if store_has_runs else NO_RUN_TEXT
+        self.query_one("#live-title", Static).update(text)
 
     def show(self, run_id: str) -> None:
         """Show the followed run ``run_id`` on the right."""
@@ -278,6 +294,9 @@ class LiveView(Horizontal):
             self._update_text()
             self.limiter.force()
             self._draw_if_due()
+        else:
+            # Runs may have been stored since, by this app or another.
+            self._show_no_run_title(self._store_has_runs())
         # The text and log lines flow at the widths of the next layout.
         self.call_after_refresh(self._update_text)
         self.call_after_refresh(self._rewrite_log)
