@@ -102,7 +102,7 @@ def stats_text(live: LiveView) -> str:
 
 
 def stored_run(store: RunStore, records: list[dict], **fields):
-    """Create a run whose metrics.jsonl holds ``records``, with run.json
+    """Create a run whose metrics.jsonl contains ``records``, with run.json
     ``fields`` such as its status, as a worker would have left them."""
     run = store.create(digits_config(epochs=5), name="stored")
     with MetricsWriter(run.metrics_path) as writer:
