@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -273,24 +274,65 @@ async def test_build_load_errors_are_notifications(app, tmp_path):
         assert app.is_running
 
 
-async def test_build_loads_invalid_stack_as_draft(app, tmp_path):
+async def test_build_loads_misfit_stack_as_draft(app, tmp_path):
     spec = specs.default_spec()
-    spec["layers"].append({"type": "bogus"})
+    spec["layers"][-1]["out_features"] = 7
     (tmp_path / "stack.json").write_text(json.dumps(spec))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await pilot.press("ctrl+o", "enter")
         await pilot.pause()
-        assert app.spec["layers"][-1] == {"type": "bogus"}
-        assert app.query_one(BuildView).bad_row == 3
-        assert "unknown layer type" in static_text(app, "#build-error")
-        # The unknown layer cannot be edited, only deleted.
-        await pilot.press("down", "down", "down", "e")
+        assert app.spec["layers"][-1]["out_features"] == 7
+        assert app.query_one(BuildView).bad_row is not None
+        assert static_text(app, "#build-error")
+
+
+LOAD_REJECTS = [
+    ('{"version": 1, "layers": [{"type": "bogus"}]}', "missing backend, input"),
+    (
+        '{"backend": "blocks", "input": {"dataset": "digits"}, '
+        '"layers": [{"type": "bogus"}]}',
+        "unknown layer type 'bogus'",
+    ),
+    ('{"backend": "blocks", "input": {"dataset": "digits"}}', "missing layers"),
+    (
+        '{"backend": "jax", "input": {"dataset": "digits"}, "layers": []}',
+        "unknown backend 'jax'",
+    ),
+    (
+        '{"backend": "blocks", "input": "nope", "layers": []}',
+        "invalid input 'nope'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), LOAD_REJECTS)
+async def test_build_load_rejects_invalid_stack(app, tmp_path, text, reason):
+    (tmp_path / "stack.json").write_text(text)
+    async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert not isinstance(app.screen, LayerFormDialog)
-        await pilot.press("d")
+        before = copy.deepcopy(app.spec)
+        await pilot.press("ctrl+o", "enter")
         await pilot.pause()
-        assert app.query_one(BuildView).bad_row is None
+        assert app.spec == before
+        assert len(stack_rows(app)) == len(before["layers"])
+        messages = [notification.message for notification in app._notifications]
+        assert not any("Loaded the stack" in message for message in messages)
+        errors = [message for message in messages if "stack.json" in message]
+        assert errors
+        assert reason in errors[-1]
+
+
+async def test_build_load_names_input_keys(app, tmp_path):
+    (tmp_path / "stack.json").write_text('{"backend": "blocks", "layers": []}')
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+o", "enter")
+        await pilot.pause()
+        message = list(app._notifications)[-1].message
+        assert "press t" in message
+        assert "I to type" in message
+        assert '{"dataset"' not in message
 
 
 async def test_build_input_shape_form(app):

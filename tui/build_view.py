@@ -29,6 +29,7 @@ from tui.dialogs import (
 
 BACKENDS = ("blocks", "torch")
 BAD_ROW_STYLE = "bold white on dark_red"
+INPUT_HINT = " (in Build, press t to choose a data set or I to type an image shape)"
 
 
 def format_bytes(count: int) -> str:
@@ -101,6 +102,36 @@ def editing_problem(spec: Any) -> str | None:
     for index, layer in enumerate(layers):
         if not isinstance(layer, dict):
             return f"layers[{index}] must be a JSON object, got {layer!r}"
+    return None
+
+
+def loading_problem(spec: Any) -> str | None:
+    """Check that a stack read from a file can replace the current one.
+
+    A stack whose layers do not fit together still loads, because the summary
+    shows why. A stack without a backend, input or layer list, or with an
+    unknown backend, input or layer type, is rejected.
+
+    Returns:
+        Why the stack cannot be loaded, or None when it can.
+    """
+    problem = editing_problem(spec)
+    if problem is not None:
+        return problem
+    missing = [key for key in ("backend", "input", "layers") if key not in spec]
+    if missing:
+        return "missing " + ", ".join(missing) + INPUT_HINT * ("input" in missing)
+    if spec["backend"] not in BACKENDS:
+        return f"unknown backend {spec['backend']!r}, expected one of " + ", ".join(
+            BACKENDS
+        )
+    try:
+        specs.input_shape(spec)
+    except specs.SpecError:
+        return f"invalid input {spec['input']!r}{INPUT_HINT}"
+    for index, layer in enumerate(spec["layers"]):
+        if layer.get("type") not in specs.LAYER_TYPES:
+            return f"layers[{index}] has the unknown layer type {layer.get('type')!r}"
     return None
 
 
@@ -406,16 +437,16 @@ class BuildView(Vertical):
             if path is None:
                 return
             try:
-                # An invalid stack loads too: the summary then shows why.
+                # Shape problems are checked below, so a draft can load.
                 spec = specs.load_spec(path, check=False)
             except (OSError, ValueError, TypeError, KeyError) as error:
                 self.notify(f"Could not load {path}: {error}", severity="error")
                 self.log.error(f"load_spec({path!r}) failed: {error!r}")
                 return
-            problem = editing_problem(spec)
+            problem = loading_problem(spec)
             if problem is not None:
-                self.notify(f"Could not load {path}: {problem}", severity="error")
-                self.log.error(f"load_spec({path!r}) gave an uneditable spec")
+                self.notify(f"Could not load {path}: {problem}.", severity="error")
+                self.log.error(f"load_spec({path!r}) rejected: {problem}")
                 return
             self.last_path = path
             self._set_spec(spec, cursor=0)
