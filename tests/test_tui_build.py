@@ -124,6 +124,33 @@ async def test_build_compose_by_keys(app, size):
         assert app.query_one(BuildView).bad_row is None
 
 
+@pytest.mark.parametrize("key", ["a", "i"])
+async def test_build_cancel_form_undoes_add(app, key):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        before = copy.deepcopy(app.spec)
+        await pilot.press("down", key)
+        assert isinstance(app.screen, AddLayerDialog)
+        position = specs.layer_types(app.spec["backend"]).index("linear")
+        await pilot.press(*["down"] * position, "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, LayerFormDialog)
+        assert len(app.spec["layers"]) == len(before["layers"]) + 1
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, LayerFormDialog)
+        assert app.spec == before
+        assert len(stack_rows(app)) == len(before["layers"])
+        assert app.query_one("#stack", DataTable).cursor_row == 1
+
+        # Cancel on a later edit of an existing layer changes nothing.
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.spec == before
+
+
 async def test_build_invalid_stack_highlights_row(app):
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()

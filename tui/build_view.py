@@ -8,6 +8,7 @@ so an edit made elsewhere (a loaded run, say) shows up here as well.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -297,6 +298,7 @@ class BuildView(Vertical):
         def add(layer_type: str | None) -> None:
             if layer_type is None:
                 return
+            previous, previous_cursor = self._edited(), self.cursor
             spec = self._edited()
             spec.setdefault("layers", []).insert(
                 position, specs.default_layer(layer_type, self.backend)
@@ -306,7 +308,10 @@ class BuildView(Vertical):
                 self.backend in param.backends
                 for param in specs.LAYER_TYPES[layer_type].params
             ):
-                self.action_edit_layer()
+                # Cancel on this form undoes the add.
+                self.action_edit_layer(
+                    on_cancel=lambda: self._set_spec(previous, cursor=previous_cursor)
+                )
 
         self.app.push_screen(AddLayerDialog(self.backend, title), add)
 
@@ -332,8 +337,12 @@ class BuildView(Vertical):
         layers[position], layers[target] = layers[target], layers[position]
         self._set_spec(spec, cursor=target)
 
-    def action_edit_layer(self) -> None:
-        """Open the parameter form of the layer under the cursor."""
+    def action_edit_layer(self, on_cancel: Callable[[], None] | None = None) -> None:
+        """Open the parameter form of the layer under the cursor.
+
+        Args:
+            on_cancel: called when the form is cancelled, if given.
+        """
         if not self.stack_layers:
             self.notify("The stack is empty: press a to add a layer.")
             return
@@ -349,6 +358,8 @@ class BuildView(Vertical):
 
         def edit(new_layer: dict[str, Any] | None) -> None:
             if new_layer is None:
+                if on_cancel is not None:
+                    on_cancel()
                 return
             spec = self._edited()
             spec["layers"][position] = new_layer
@@ -437,7 +448,7 @@ class BuildView(Vertical):
             if path is None:
                 return
             try:
-                # Shape problems are checked below, so a draft can load.
+                # Without check, a stack whose layers do not fit loads as a draft.
                 spec = specs.load_spec(path, check=False)
             except (OSError, ValueError, TypeError, KeyError) as error:
                 self.notify(f"Could not load {path}: {error}", severity="error")
