@@ -190,10 +190,10 @@ async def test_missing_data_directory_reported(tmp_path):
 
         assert error_text(app, "data_dir") != ""
         assert view.query_one("#start", Button).disabled
-        assert any("Data set missing" in text for text in notification_texts(app))
 
         await pilot.press("s")
         await pilot.pause()
+        assert any("Data set missing" in text for text in notification_texts(app))
         assert RunStore(tmp_path / "runs").list() == []
 
 
@@ -204,19 +204,57 @@ async def test_data_messages_name_form_controls(tmp_path):
         view = app.query_one(TrainView)
         await wait_until(pilot, lambda: view.ready)
         set_field(app, "data_dir", str(tmp_path / "missing"))
-        for dataset in ("mnist", "imagefolder"):
-            view.query_one("#dataset", Select).value = dataset
-            await pilot.pause()
-            message = error_text(app, "data_dir")
-            assert "the Data directory field" in message
-            assert "--data-dir" not in message
-            assert "--download" not in message
+        view.query_one("#dataset", Select).value = "imagefolder"
+        await pilot.pause()
+        message = error_text(app, "data_dir")
+        assert "the Data directory field" in message
+        assert "--data-dir" not in message
         view.query_one("#dataset", Select).value = "mnist"
         await pilot.pause()
-        assert "the Download if missing checkbox" in error_text(app, "data_dir")
+        message = error_text(app, "data_dir")
+        assert "tick Download if missing or set Data directory" in message
+        assert "--download" not in message
+        await pilot.press("s")
+        await pilot.pause()
         notified = " ".join(notification_texts(app))
+        assert "the Download if missing checkbox" in notified
+        assert "the Data directory field" in notified
         assert "--data-dir" not in notified
         assert "--download" not in notified
+
+
+async def test_missing_data_short_reason(tmp_path):
+    missing = tmp_path / "missing"
+    app = LayerlabApp(runs_dir=tmp_path / "runs", data_dir=missing)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(TrainView)
+        await wait_until(pilot, lambda: view.ready)
+        view.query_one("#dataset", Select).value = "cifar10"
+        await pilot.pause()
+        message = error_text(app, "data_dir")
+        assert message == (
+            f"cifar10 not found in {missing}; tick Download if missing "
+            "or set Data directory"
+        )
+        assert "cifar10" in view.errors["data_dir"]
+
+        # Focus changes and input cycling in Build raise no toast.
+        await pilot.press("tab", "tab", "tab", "shift+tab", "shift+tab")
+        await pilot.pause()
+        await pilot.press("escape", "1", "t", "t", "t", "2")
+        await pilot.pause()
+        assert notification_texts(app) == []
+
+        # Start notifies the full message once.
+        view.query_one("#dataset", Select).value = "cifar10"
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.pause()
+        texts = notification_texts(app)
+        assert len(texts) == 1
+        assert texts[0].startswith("Data set missing cifar10 not found in")
+        assert "and 6 more" in texts[0]
 
 
 async def test_image_folder_needs_input_shape(tmp_path):

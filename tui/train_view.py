@@ -414,8 +414,25 @@ class TrainView(VerticalScroll):
         hint = ""
         if field_id in FIT_FIELDS and FIT_FIELDS[field_id][2]:
             hint = FIT_FIELDS[field_id][3]
+        if field_id == "data_dir" and message:
+            message = self._short_data_message(message)
         label.update(message or hint)
         label.set_class(not message, "-hint")
+
+    def _short_data_message(self, message: str) -> str:
+        """Shorten a missing-data message to fit next to its field.
+
+        Start notifies the full message, with the missing files and how to
+        get them.
+        """
+        dataset = str(self._select("dataset"))
+        if dataset in ("digits", "imagefolder"):
+            return message
+        root = Path(self._data_dir() or default_data_dir()).expanduser()
+        return (
+            f"{dataset} not found in {root}; tick Download if missing "
+            "or set Data directory"
+        )
 
     def _field_ids(self) -> list[str]:
         hyper = [f"hyper-{p.name}" for p in OPTIMIZER_FIELDS[self._optimizer]]
@@ -497,18 +514,12 @@ class TrainView(VerticalScroll):
         self._show_error(field_id, self._check_field(field_id))
         self._update_spec_status()
 
-    @on(Input.Submitted, "#data_dir")
-    @on(Input.Blurred, "#data_dir")
-    def _data_dir_done(self) -> None:
-        self._notify_missing_data()
-
     @on(Select.Changed, "#dataset")
     def _dataset_changed(self) -> None:
         # Build shows, and Start trains, the stack for the chosen data.
         self._set_spec_input(str(self._select("dataset")))
         self._show_error("data_dir", self._check_data())
         self._update_spec_status()
-        self._notify_missing_data()
 
     @on(Checkbox.Changed, "#download")
     def _download_changed(self) -> None:
@@ -526,11 +537,6 @@ class TrainView(VerticalScroll):
         for key in [k for k in self.errors if k.startswith("hyper-")]:
             del self.errors[key]
         self.validate_all()
-
-    def _notify_missing_data(self) -> None:
-        message = self.errors.get("data_dir")
-        if message:
-            self.notify(message, title="Data set missing", severity="warning")
 
     # --- start -----------------------------------------------------------
 
