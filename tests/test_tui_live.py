@@ -5,9 +5,11 @@ The app tests start real detached workers on the bundled digits data.
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
+from rich.console import Console
 from textual.widgets import Static
 
 from engine.runs import MetricsWriter, RunStore
@@ -15,7 +17,7 @@ from engine.spec import default_spec
 from engine.worker import request_stop, start_detached, wait_until_done
 from tui.app import LayerlabApp
 from tui.live_view import LiveView
-from tui.plots import RedrawLimiter, decimate
+from tui.plots import RedrawLimiter, decimate, format_number
 from tui.run_monitor import RunHistory, format_bytes, format_duration
 
 
@@ -150,6 +152,58 @@ async def test_resumed_run_rate_ignores_pause(store):
         await wait_until(pilot, lambda: live.shown is not None)
         assert live.shown.history.samples_per_second == pytest.approx(450.0)
         await wait_until(pilot, lambda: "450 samples/s" in stats_text(live))
+
+
+def screen_text(app: LayerlabApp) -> str:
+    """Return the characters on the app's screen, as a terminal shows them."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text()
+
+
+async def test_huge_losses_print_compactly(store):
+    records = [
+        {"kind": "status", "status": "running", "start_epoch": 1, "time": 1000.0},
+        *[
+            {**batch, "loss": 497821825259012096.0 * batch["batch"]}
+            for batch in train_batches(1, 1000.0, 20)
+        ],
+        {
+            "kind": "epoch",
+            "epoch": 1,
+            "train_loss": 1034266766213930.25,
+            "test_loss": 497821825259012096.0,
+            "train_acc": 10.0,
+            "test_acc": 9.5,
+            "seconds": 2.0,
+            "time": 1003.0,
+        },
+    ]
+    run = stored_run(store, records, status="finished", reason="completed 1 epoch")
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.show_run(run.id)
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: "loss-plot" in live.drawn)
+        await pilot.pause(0.3)
+        log_lines = list(live.shown.history.log)
+        epoch_line = next(line for line in log_lines if line.startswith("epoch 1"))
+        assert "train 1.03e+15" in epoch_line
+        assert "test 4.98e+17" in epoch_line
+        text = screen_text(app)
+        assert "e+18" in text
+        assert "497821825259012096" not in text
+        assert "1034266766213930" not in text
+
+
+def test_format_number_sizes():
+    assert format_number(497821825259012096.0) == "4.98e+17"
+    assert format_number(-2.5e6) == "-2.5e+06"
+    assert format_number(0.6931) == "0.6931"
+    assert format_number(12345.678) == "12345.6780"
+    assert format_number(float("nan")) == "nan"
 
 
 async def test_empty_live_points_to_stored_runs(store):

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from textual_plotext import PlotextPlot
 
@@ -22,6 +23,12 @@ MIN_REDRAW_INTERVAL = 0.25
 # or not laid out: about one per column of a very wide terminal. Decimating
 # to the zero width of such a plot would keep only the two end points.
 UNSIZED_MAX_POINTS = 400
+
+# Magnitude from which axis labels and losses use scientific notation.
+COMPACT_FROM = 1e5
+
+# Number of y-axis labels written in scientific notation.
+Y_TICKS = 5
 
 # Colours given to series in order, for overlays of several runs.
 SERIES_COLORS = (
@@ -123,6 +130,35 @@ class RedrawLimiter:
         return True
 
 
+def format_number(value: float) -> str:
+    """Format a loss or axis value in at most about 9 characters.
+
+    Values of 1e5 or more in magnitude use scientific notation, such as
+    ``4.98e+17``, and other values keep 4 decimals.
+    """
+    if math.isfinite(value) and abs(value) >= COMPACT_FROM:
+        return f"{value:.3g}"
+    return f"{value:.4f}"
+
+
+def _set_compact_yticks(plt: Any, low: float, high: float) -> None:
+    """Label the y axis in scientific notation when its values are large.
+
+    plotext writes every digit of a tick value, so a loss of 1e17 gave
+    labels as wide as the plot.
+    """
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return
+    if max(abs(low), abs(high)) < COMPACT_FROM:
+        return
+    if high <= low:
+        ticks = [low]
+    else:
+        step = (high - low) / (Y_TICKS - 1)
+        ticks = [low + step * index for index in range(Y_TICKS)]
+    plt.yticks(ticks, [format_number(tick) for tick in ticks])
+
+
 def draw_series(
     plot: PlotextPlot,
     series: Sequence[Series],
@@ -146,10 +182,12 @@ def draw_series(
     plt.clear_figure()
     width = plot.size.width
     max_points = max(width, 2) if width > 0 else UNSIZED_MAX_POINTS
+    shown: list[float] = []
     for index, curve in enumerate(series):
         if not curve.xs:
             continue
         xs, ys = decimate(curve.xs, curve.ys, max_points)
+        shown.extend(y for y in ys if math.isfinite(y))
         color = curve.color or SERIES_COLORS[index % len(SERIES_COLORS)]
         plt.plot(xs, ys, label=curve.label, color=color, marker=curve.marker)
     if title:
@@ -158,6 +196,9 @@ def draw_series(
         plt.xlabel(xlabel)
     if ylim is not None:
         plt.ylim(*ylim)
+        _set_compact_yticks(plt, *ylim)
+    elif shown:
+        _set_compact_yticks(plt, min(shown), max(shown))
     # PlotextPlot renders from its figure only when the widget itself is
     # refreshed; an app-level refresh reuses the cached render.
     plot.refresh()

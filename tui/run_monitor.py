@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.runs import ACTIVE_STATUSES, Run
+from tui.plots import format_number
 
 # Statuses that end a run with an error the user must see.
 FAILED_STATUSES = ("failed", "diverged", "interrupted")
@@ -359,11 +360,15 @@ def format_epoch_line(record: dict[str, Any], num_epochs: int | None) -> str:
 
     def number(key: str, spec: str) -> str:
         value = record.get(key)
-        return "-" if value is None else format(float(value), spec)
+        if value is None:
+            return "-"
+        if spec == "loss":
+            return format_number(float(value))
+        return format(float(value), spec)
 
     return (
         f"epoch {record.get('epoch')}{total}  "
-        f"train {number('train_loss', '.4f')} {number('train_acc', '.1f')}%  "
-        f"test {number('test_loss', '.4f')} {number('test_acc', '.1f')}%  "
+        f"train {number('train_loss', 'loss')} {number('train_acc', '.1f')}%  "
+        f"test {number('test_loss', 'loss')} {number('test_acc', '.1f')}%  "
         f"{number('seconds', '.1f')} s"
     )
