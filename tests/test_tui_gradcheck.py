@@ -99,3 +99,18 @@ async def test_gradcheck_clears_after_backend_switch(app):
         await pilot.pause()
         assert table.row_count == 0
         assert "torch backend" in status_text(app)
+
+
+async def test_gradcheck_torch_message_clears(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("b", "5", "g")
+        await pilot.pause()
+        assert "torch backend" in status_text(app)
+
+        await pilot.press("1", "b", "5")
+        await pilot.pause()
+        assert app.spec["backend"] == "blocks"
+        assert "torch backend" not in status_text(app)
+        assert "The stack changed" in status_text(app)
+        assert not app.query_one("#gradcheck-status").has_class("invalid")

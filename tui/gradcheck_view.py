@@ -95,6 +95,8 @@ class GradcheckView(Vertical):
         super().__init__()
         self.results: list[GradientDifference] = []
         """The differences of the last check, empty before the first."""
+        self.status_text = ""
+        """The status line below the table, empty before the first check."""
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -113,7 +115,9 @@ class GradcheckView(Vertical):
         self.watch(self.app, "spec", self._spec_changed, init=False)
 
     def _spec_changed(self, _spec: dict[str, Any]) -> None:
-        if self.results:
+        # A result or error of the old stack, such as "uses the torch
+        # backend", would be false for the new one.
+        if self.results or self.status_text:
             self._clear_results()
             self._status("The stack changed since the last check: press g to run.")
 
@@ -125,6 +129,7 @@ class GradcheckView(Vertical):
         widget = self.query_one("#gradcheck-status", Static)
         widget.set_class(error, "invalid")
         widget.update(text)
+        self.status_text = text
 
     def action_check(self) -> None:
         """Run the gradient check of the app's spec in a thread."""
