@@ -21,7 +21,7 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from engine.runs import RunStore
+from engine.runs import MetricsWriter, RunStore
 from engine.spec import default_spec
 from engine.worker import request_stop, start_detached, wait_until_done
 from tui.app import LayerlabApp
@@ -337,3 +337,62 @@ async def test_deleted_run_leaves_live(tmp_path):
         await pilot.pause()
         title = str(live.query_one("#live-title", Static).render())
         assert title.startswith("No run")
+
+
+def stored_runs(store: RunStore, names: list[str]) -> list:
+    """Create finished runs with two epochs of metrics, without training."""
+    runs = []
+    for index, name in enumerate(names):
+        run = store.create(digits_config(0.01, epochs=2), name=name)
+        with MetricsWriter(run.metrics_path) as writer:
+            for epoch in (1, 2):
+                writer.write(
+                    {
+                        "kind": "epoch",
+                        "epoch": epoch,
+                        "train_loss": 1.0 / epoch + index,
+                        "test_loss": 1.1 / epoch + index,
+                        "train_acc": 50.0 + epoch,
+                        "test_acc": 40.0 + epoch + index,
+                        "seconds": 1.0,
+                        "time": 1000.0 + epoch,
+                    }
+                )
+        run.update(status="finished", reason="completed 2 epochs")
+        runs.append(run)
+    return runs
+
+
+async def test_compare_follows_marks_and_deletes(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    stored_runs(store, ["first", "second", "third"])
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_runs(pilot)
+        table = view.query_one("#runs-table", DataTable)
+        await pilot.press("space", "space", "c")
+        await pilot.pause()
+        assert len(view.drawn["compare-a"]) == 2
+        first_two = list(view.compared)
+
+        # Unmarking a run drops its curve.
+        table.move_cursor(row=table.get_row_index(first_two[0]))
+        await pilot.press("space")
+        await pilot.pause()
+        assert view.compared == first_two[1:]
+        assert len(view.drawn["compare-a"]) == 1
+        assert len(view.drawn["compare-b"]) == 1
+        figure = view.query_one("#compare-a", PlotextPlot).plt.monitor
+        assert len(figure.x) == 1
+
+        # Deleting the last compared run clears and hides the plots.
+        table.move_cursor(row=table.get_row_index(first_two[1]))
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: len(store.list()) == 2)
+        await pilot.pause()
+        assert view.compared == []
+        assert view.drawn["compare-a"] == []
+        assert view.drawn["compare-b"] == []
+        assert not view.query_one("#runs-compare").has_class("-shown")

@@ -254,6 +254,8 @@ class RunsView(Vertical):
         ids = {summary.id for summary in self.summaries}
         self.marked &= ids
         self._fill_table()
+        if any(run_id not in ids for run_id in self.compared):
+            self._update_comparison([i for i in self.compared if i in ids])
 
     def visible_summaries(self) -> list[RunSummary]:
         """Return the runs that pass the filter, in the table's sort order."""
@@ -387,6 +389,9 @@ class RunsView(Vertical):
         self._shown_rows = []
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
+        if self.compared:
+            marked = [s.id for s in self.visible_summaries() if s.id in self.marked]
+            self._update_comparison(marked)
 
     def action_open(self) -> None:
         """Show the run under the cursor in Live."""
@@ -427,6 +432,17 @@ class RunsView(Vertical):
         self.compared = ids
         self.query_one("#runs-compare").add_class("-shown")
         self.draw_comparison()
+
+    def _update_comparison(self, ids: list[str]) -> None:
+        """Compare the runs ``ids`` instead, or hide the plots when it is empty."""
+        self.compared = ids
+        if ids:
+            self.draw_comparison()
+            return
+        self.query_one("#runs-compare").remove_class("-shown")
+        for plot_id in ("compare-a", "compare-b"):
+            self.drawn[plot_id] = []
+            draw_series(self.query_one(f"#{plot_id}", PlotextPlot), [])
 
     @on(Select.Changed, "#metric-a")
     @on(Select.Changed, "#metric-b")
