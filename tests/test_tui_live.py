@@ -14,6 +14,8 @@ from textual.widgets import Static
 
 from engine.runs import MetricsWriter, RunStore
 from engine.spec import default_spec
+from engine.training.results import FitResult
+from engine.training.trainer import _mark_early_stop
 from engine.worker import request_stop, start_detached, wait_until_done
 from tui.app import LayerlabApp
 from tui.live_view import LiveView
@@ -196,6 +198,51 @@ async def test_huge_losses_print_compactly(store):
         assert "e+18" in text
         assert "497821825259012096" not in text
         assert "1034266766213930" not in text
+
+
+def early_stop_message(epoch: int, patience: int) -> str:
+    result = FitResult(epoch, [], [], [], [])
+    _mark_early_stop(result, epoch, patience)
+    return result.message
+
+
+async def test_early_stop_fits_80_columns(store):
+    reason = early_stop_message(12, 1)
+    assert reason.endswith("for 1 epoch")
+    assert early_stop_message(12, 3).endswith("for 3 epochs")
+    records = [
+        {"kind": "status", "status": "running", "start_epoch": 1, "time": 1000.0},
+        *[
+            {
+                "kind": "epoch",
+                "epoch": epoch,
+                "train_loss": 0.6931,
+                "test_loss": 0.7,
+                "train_acc": 100.0,
+                "test_acc": 97.5,
+                "seconds": 12.34,
+                "time": 1000.0 + epoch,
+            }
+            for epoch in range(1, 13)
+        ],
+    ]
+    run = store.create(digits_config(epochs=20), name="patient")
+    with MetricsWriter(run.metrics_path) as writer:
+        for record in records:
+            writer.write(record)
+    run.update(status="finished", reason=reason)
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.show_run(run.id)
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: "loss-plot" in live.drawn)
+        await pilot.pause(0.3)
+        lines = screen_text(app).splitlines()
+        assert any(reason in line for line in lines)
+        assert not any("1 epochs" in line for line in lines)
+        last_epoch = "epoch 12/20 train 0.6931 100.0% test 0.7000 97.5% 12.3s"
+        assert any(last_epoch in line for line in lines)
 
 
 def test_format_number_sizes():

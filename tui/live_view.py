@@ -389,16 +389,20 @@ class LiveView(Horizontal):
         history = monitor.history
         style = STATUS_STYLES.get(monitor.status, "")
         described = describe_status(monitor.status, monitor.reason)
+        title = [Text(monitor.name, style="bold")]
         if described == monitor.reason:
-            status = Text(described, style=style)
+            title.append(Text(described, style=style))
+        elif monitor.reason:
+            # The reason is a part of its own, so it moves to the next line
+            # whole instead of wrapping in the middle.
+            title.append(Text(f"{monitor.status}:", style=style))
+            title.append(Text(monitor.reason, style="red"))
         else:
-            status = Text(monitor.status, style=style)
-            if monitor.reason:
-                status.append(f": {monitor.reason}", style="red")
+            title.append(Text(monitor.status, style=style))
         device = history.device or monitor.run.config.get("training", {}).get(
             "device", "auto"
         )
-        title = [Text(monitor.name, style="bold"), status, Text(f"device {device}")]
+        title.append(Text(f"device {device}"))
         if history.memory:
             title.append(Text(f"mem {history.memory}"))
         self._set_static("live-title", title)

@@ -366,9 +366,11 @@ def format_epoch_line(record: dict[str, Any], num_epochs: int | None) -> str:
             return format_number(float(value))
         return format(float(value), spec)
 
+    # Single spaces and "2.0s" keep the line within Live's log pane at 80
+    # columns, and a line that wraps all the same keeps each value whole.
     return (
-        f"epoch {record.get('epoch')}{total}  "
-        f"train {number('train_loss', 'loss')} {number('train_acc', '.1f')}%  "
-        f"test {number('test_loss', 'loss')} {number('test_acc', '.1f')}%  "
-        f"{number('seconds', '.1f')} s"
+        f"epoch {record.get('epoch')}{total} "
+        f"train {number('train_loss', 'loss')} {number('train_acc', '.1f')}% "
+        f"test {number('test_loss', 'loss')} {number('test_acc', '.1f')}% "
+        f"{number('seconds', '.1f')}s"
     )

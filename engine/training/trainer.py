@@ -611,9 +611,10 @@ def _train_batches_done(state: _FitState) -> int:
 
 def _mark_early_stop(result: FitResult, epoch: int, early_stopping: int | None) -> None:
     result.stop_reason = "early_stopping"
+    unit = "epoch" if early_stopping == 1 else "epochs"
+    # Short enough for one line of the app's Live pane at 80 columns.
     result.message = (
-        f"early stopping after epoch {epoch}: no lower test loss in "
-        f"{early_stopping} epochs in a row"
+        f"early stop at epoch {epoch}: no lower test loss for {early_stopping} {unit}"
     )
 
 
