@@ -27,6 +27,7 @@ from engine.worker import request_stop, start_detached, wait_until_done
 from tui.app import LayerlabApp
 from tui.dialogs import ConfirmDialog, PathDialog
 from tui.live_view import LiveView
+from tui.run_monitor import distinct_names
 from tui.runs_view import RunsView
 
 SIZES = [(80, 24), (140, 45)]
@@ -396,3 +397,59 @@ async def test_compare_follows_marks_and_deletes(tmp_path):
         assert view.drawn["compare-a"] == []
         assert view.drawn["compare-b"] == []
         assert not view.query_one("#runs-compare").has_class("-shown")
+
+
+async def test_same_names_stay_distinct(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    first = stored_runs(store, ["twin"])[0]
+    time.sleep(1.1)
+    second = stored_runs(store, ["twin"])[0]
+    assert first.id != second.id
+    app = LayerlabApp(runs_dir=store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_runs(pilot)
+        await pilot.press("space", "space", "c")
+        await pilot.pause()
+        labels = sorted(series.label for series in view.drawn["compare-a"])
+        assert labels == sorted(
+            f"twin ({run.id.split('-')[1]})" for run in (first, second)
+        )
+
+        # The delete prompt names each run with its id.
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        question = str(app.screen.query_one(".dialog-question", Static).render())
+        assert f"twin ({first.id})" in question
+        assert f"twin ({second.id})" in question
+        await pilot.press("n")
+        await pilot.pause()
+
+        # Live's run list tells the twins apart too.
+        app.show_run(first.id)
+        app.show_run(second.id)
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: len(live.monitors) == 2)
+        run_list = live.query_one("#live-runs", OptionList)
+        prompts = [
+            str(run_list.get_option_at_index(index).prompt).split("\n")[0]
+            for index in range(run_list.option_count)
+        ]
+        assert prompts == [f"twin ({run.id.split('-')[1]})" for run in (first, second)]
+
+
+def test_distinct_names_cases():
+    names = {
+        "20261204-101530-adam": "adam",
+        "20261204-101531-adam": "adam",
+        "20261204-101532-sgd": "sgd",
+    }
+    assert distinct_names(names) == {
+        "20261204-101530-adam": "adam (101530)",
+        "20261204-101531-adam": "adam (101531)",
+        "20261204-101532-sgd": "sgd",
+    }
+    same_second = {"20261204-101530-adam": "adam", "20261204-101530-adam-2": "adam"}
+    assert distinct_names(same_second) == {
+        "20261204-101530-adam": "adam (20261204-101530-adam)",
+        "20261204-101530-adam-2": "adam (20261204-101530-adam-2)",
+    }

@@ -33,6 +33,7 @@ from tui.run_monitor import (
     FAILED_STATUSES,
     RunMonitor,
     describe_status,
+    distinct_names,
     format_duration,
     join_choices,
 )
@@ -184,7 +185,16 @@ class LiveView(Horizontal):
         self.query_one("#live-runs", OptionList).add_option(
             Option(self._option_label(monitor), id=run.id)
         )
+        self._relabel_options()
         return monitor
+
+    def _relabel_options(self) -> None:
+        """Relabel every run in the list, so runs that share a name differ."""
+        option_list = self.query_one("#live-runs", OptionList)
+        for monitor in self.monitors.values():
+            option_list.replace_option_prompt(
+                monitor.run_id, self._option_label(monitor)
+            )
 
     def watch_run(self, run_id: str) -> None:
         """Follow the run ``run_id`` (if not yet) and show it.
@@ -213,6 +223,7 @@ class LiveView(Horizontal):
             return
         self._logged.pop(run_id, None)
         self.query_one("#live-runs", OptionList).remove_option(run_id)
+        self._relabel_options()
         if run_id != self.shown_id:
             return
         if self.monitors:
@@ -377,7 +388,8 @@ class LiveView(Horizontal):
 
     def _option_label(self, monitor: RunMonitor) -> Text:
         style = STATUS_STYLES.get(monitor.status, "")
-        label = Text(monitor.name)
+        names = {run_id: m.name for run_id, m in self.monitors.items()}
+        label = Text(distinct_names(names).get(monitor.run_id, monitor.name))
         label.append("\n")
         label.append(monitor.status, style=style)
         return label

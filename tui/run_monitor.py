@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,6 +340,33 @@ def format_bytes(count: float) -> str:
         if abs(size) < 1024:
             return f"{size:.1f} {unit}"
     return f"{size / 1024:.1f} GiB"
+
+
+def distinct_names(names: dict[str, str]) -> dict[str, str]:
+    """Label runs by name, adding a part of the run id where names collide.
+
+    Args:
+        names: run id -> run name.
+
+    Returns:
+        Run id -> label. A unique name is its own label. A shared name gets
+        the UTC time part of the run id, as in ``adam (101530)`` for the id
+        ``20261204-101530-adam``, or the whole id when that time is shared too.
+    """
+    counts = Counter(names.values())
+    labels = {}
+    for run_id, name in names.items():
+        if counts[name] == 1:
+            labels[run_id] = name
+            continue
+        parts = run_id.split("-")
+        time_part = parts[1] if len(parts) > 2 else run_id
+        labels[run_id] = f"{name} ({time_part})"
+    label_counts = Counter(labels.values())
+    for run_id, label in labels.items():
+        if label_counts[label] > 1:
+            labels[run_id] = f"{names[run_id]} ({run_id})"
+    return labels
 
 
 def format_duration(seconds: float | None) -> str:

@@ -32,7 +32,7 @@ from engine.runs import (
 from tui.dialogs import ConfirmDialog, PathDialog
 from tui.live_view import STATUS_STYLES
 from tui.plots import Series, draw_series
-from tui.run_monitor import format_duration, join_choices
+from tui.run_monitor import distinct_names, format_duration, join_choices
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ SORTABLE = [key for key, (_, sort_key) in COLUMNS.items() if sort_key is not Non
 COMPACT_BELOW = 120
 COMPACT_COLUMNS = ("mark", "name", "status", "best", "epochs", "time", "date")
 COMPACT_NAME_WIDTH = 16
+
+# Characters of a run name that a comparison legend shows.
+COMPARE_NAME_WIDTH = 24
 
 # Metric key of an epoch record -> plot title.
 METRICS = {
@@ -453,6 +456,10 @@ class RunsView(Vertical):
     def comparison_series(self, metric: str) -> list[Series]:
         """Return one series of ``metric`` per compared run, epoch on x."""
         series = []
+        names = {s.id: s.name[:COMPARE_NAME_WIDTH] for s in self.summaries}
+        labels = distinct_names(
+            {run_id: names.get(run_id, run_id) for run_id in self.compared}
+        )
         for run_id in self.compared:
             try:
                 run = self.app.store.get(run_id)
@@ -467,7 +474,7 @@ class RunsView(Vertical):
             ]
             series.append(
                 Series(
-                    run.name[:24],
+                    labels[run_id],
                     [x for x, _ in points],
                     [y for _, y in points],
                 )
@@ -504,7 +511,8 @@ class RunsView(Vertical):
                 severity="warning",
             )
             return
-        shown = ", ".join(names.get(i, i) for i in ids[:3])
+        # Runs may share a name, so each one is named with its id.
+        shown = ", ".join(f"{names.get(i, i)} ({i})" for i in ids[:3])
         more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
         question = (
             f"Delete {len(ids)} run(s): {shown}{more}? Their metrics and "
