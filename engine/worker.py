@@ -398,7 +398,8 @@ def _end_reason(result: Any) -> str:
         return f"early stopping after epoch {result.num_epochs}"
     if result.stop_reason == "stopped":
         return f"stopped on request after epoch {result.num_epochs}"
-    return f"completed {result.num_epochs} epochs"
+    unit = "epoch" if result.num_epochs == 1 else "epochs"
+    return f"completed {result.num_epochs} {unit}"
 
 
 def _finish(run: Run, writer: MetricsWriter, status: str, reason: str) -> None:
