@@ -271,6 +271,8 @@ async def test_build_save_load_round_trip(app, tmp_path):
         saved = app.spec
         on_disk = json.loads((tmp_path / "stack.json").read_text())
         assert on_disk["layers"] == saved["layers"]
+        message = list(app._notifications)[-1].message
+        assert message == f"Saved the stack to {tmp_path / 'stack.json'}."
 
         await delete_all(pilot)
         assert app.spec["layers"] == []

@@ -8,6 +8,7 @@ so an edit made elsewhere (a loaded run, say) shows up here as well.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -431,11 +432,14 @@ class BuildView(Vertical):
                 self.log.error(f"save_spec({path!r}) failed: {error!r}")
                 return
             self.last_path = path
+            # The full path, since a relative one is relative to the directory
+            # layerlab started in, which the user may not remember.
+            shown = os.path.abspath(os.path.expanduser(path))
             if self.bad_row is None and specs.summary(self.spec).error is None:
-                self.notify(f"Saved the stack to {path}.")
+                self.notify(f"Saved the stack to {shown}.")
             else:
                 self.notify(
-                    f"Saved the stack to {path}; it is still invalid.",
+                    f"Saved the stack to {shown}; it is still invalid.",
                     severity="warning",
                 )
 

@@ -594,4 +594,4 @@ class RunsView(Vertical):
             partial.unlink(missing_ok=True)
             self.notify(str(error), title="Export failed", severity="error")
             return
-        self.notify(f"Wrote {rows} rows of {len(runs)} run(s) to {path}.")
+        self.notify(f"Wrote {rows} rows of {len(runs)} run(s) to {path.resolve()}.")
