@@ -57,27 +57,21 @@ def _accept_store_options_everywhere(parser: argparse.ArgumentParser) -> None:
     X runs list``. The subcommand's copy has no default, so it leaves the
     top-level value alone unless given.
     """
+    options = {
+        "--runs-dir": f"directory of the run store (default: ${RUNS_DIR_ENV}, "
+        "else ./saved_runs)",
+        "--data-dir": f"directory of the data sets (default: ${DATA_DIR_ENV}, "
+        "else ~/.pytorch-datasets)",
+    }
     for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):
             continue
         for subparser in action.choices.values():
-            taken = set(subparser._option_string_actions)
-            if "--runs-dir" not in taken:
-                subparser.add_argument(
-                    "--runs-dir",
-                    default=argparse.SUPPRESS,
-                    metavar="DIR",
-                    help=f"directory of the run store (default: ${RUNS_DIR_ENV}, "
-                    "else ./saved_runs)",
-                )
-            if "--data-dir" not in taken:
-                subparser.add_argument(
-                    "--data-dir",
-                    default=argparse.SUPPRESS,
-                    metavar="DIR",
-                    help=f"directory of the data sets (default: ${DATA_DIR_ENV}, "
-                    "else ~/.pytorch-datasets)",
-                )
+            for flag, help_text in options.items():
+                if flag not in subparser._option_string_actions:
+                    subparser.add_argument(
+                        flag, default=argparse.SUPPRESS, metavar="DIR", help=help_text
+                    )
             _accept_store_options_everywhere(subparser)
 
 

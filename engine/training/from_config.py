@@ -81,7 +81,8 @@ class TrainingSetup:
         num_epochs: Number of epochs to fit.
         early_stopping: Patience in epochs, or None.
         max_batches: Batches per epoch limit, or None.
-        schedule: Learning rate schedule name; "constant" for none.
+        schedule: The learning rate schedule callback, or None for a
+            constant learning rate.
     """
 
     trainer: Trainer
@@ -91,7 +92,7 @@ class TrainingSetup:
     num_epochs: int
     early_stopping: int | None
     max_batches: int | None
-    schedule: str = "constant"
+    schedule: Callback | None = None
 
     def fit(
         self,
@@ -102,13 +103,8 @@ class TrainingSetup:
         progress: bool | None = None,
     ) -> FitResult:
         """Run `Trainer.fit` with the config's settings; see there for Args."""
-        if self.schedule != "constant":
-            from engine.schedules import LearningRateSchedule, get_learning_rate
-
-            peak = get_learning_rate(self.trainer.optimizer)
-            steps = len(self.dl_train)
-            schedule = LearningRateSchedule(self.schedule, peak, self.num_epochs, steps)
-            callbacks = [schedule, *callbacks]
+        if self.schedule is not None:
+            callbacks = [self.schedule, *callbacks]
         return self.trainer.fit(
             self.dl_train,
             self.dl_test,
@@ -173,8 +169,6 @@ def build_training(config: dict[str, Any]) -> TrainingSetup:
         augment=bool(data["augment"]),
         max_batches=training["max_batches"],
     )
-    schedule = str(training["schedule"])
-    _check_schedule(schedule)
     trainer = _build_trainer(
         config["spec"],
         config["optimizer"],
@@ -191,18 +185,26 @@ def build_training(config: dict[str, Any]) -> TrainingSetup:
         num_epochs=int(training["epochs"]),
         early_stopping=training["early_stopping"],
         max_batches=training["max_batches"],
-        schedule=schedule,
+        schedule=_schedule_callback(
+            str(training["schedule"]), trainer, dl_train, training
+        ),
     )
 
 
-def _check_schedule(schedule: str) -> None:
-    from engine.experiments import SCHEDULES
+def _schedule_callback(
+    name: str, trainer: Trainer, dl_train: Any, training: dict[str, Any]
+) -> Callback | None:
+    """Return the learning rate schedule that peaks at the optimizer's rate.
 
-    if schedule not in SCHEDULES:
-        raise ValueError(
-            f"invalid schedule {schedule!r} in the training section; expected "
-            f"one of {', '.join(SCHEDULES)}"
-        )
+    Raises:
+        ValueError: For an unknown schedule name.
+    """
+    if name == "constant":
+        return None
+    from engine.schedules import LearningRateSchedule, get_learning_rate
+
+    peak = get_learning_rate(trainer.optimizer)
+    return LearningRateSchedule(name, peak, int(training["epochs"]), len(dl_train))
 
 
 def train_from_config(
