@@ -424,7 +424,7 @@ async def test_same_names_stay_distinct(tmp_path):
         await pilot.press("n")
         await pilot.pause()
 
-        # Live's run list tells the twins apart too.
+        # Live's run list distinguishes the twins too.
         app.show_run(first.id)
         app.show_run(second.id)
         live = app.query_one(LiveView)

@@ -434,12 +434,12 @@ class BuildView(Vertical):
             self.last_path = path
             # The full path, since a relative one is relative to the directory
             # layerlab started in, which the user may not remember.
-            shown = os.path.abspath(os.path.expanduser(path))
+            full_path = os.path.abspath(os.path.expanduser(path))
             if self.bad_row is None and specs.summary(self.spec).error is None:
-                self.notify(f"Saved the stack to {shown}.")
+                self.notify(f"Saved the stack to {full_path}.")
             else:
                 self.notify(
-                    f"Saved the stack to {shown}; it is still invalid.",
+                    f"Saved the stack to {full_path}; it is still invalid.",
                     severity="warning",
                 )
 
