@@ -84,6 +84,10 @@ async def test_stop_and_resume_run(store):
         await wait_until(pilot, lambda: reason in title_text(live))
         assert "stopped: stopped" not in title_text(live)
         assert live.shown.history.log[-1] == f"status {reason}"
+        await wait_until(
+            pilot,
+            lambda: any(n.message == f"long is {reason}" for n in app._notifications),
+        )
         messages = [n.message for n in app._notifications]
         assert f"long is {reason}" in messages
 
@@ -333,8 +337,15 @@ async def test_failed_worker_shows_reason(store, tmp_path):
         assert "the Download if missing checkbox" in live.shown.reason
         assert "--download" not in live.shown.reason
         assert "--data-dir" not in live.shown.reason
-        errors = [n for n in app._notifications if n.severity == "error"]
-        assert any("failed" in n.message for n in errors)
+
+        # App.notify posts a message, so the notification arrives a little
+        # after the status change.
+        def failure_notified() -> bool:
+            errors = [n for n in app._notifications if n.severity == "error"]
+            return any("failed" in n.message for n in errors)
+
+        await wait_until(pilot, failure_notified)
+        assert failure_notified()
 
 
 async def test_stop_without_run_notifies(tmp_path):
